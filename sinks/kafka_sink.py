@@ -1,0 +1,159 @@
+"""The sink: reads the stream's output topics and writes the store in batches.
+
+At-least-once, made harmless: offsets are committed only after a batch is stored, and
+every row is versioned (ReplacingMergeTree) or keyed by where it came from, so a batch
+written twice leaves the tables as written once. While the store is unavailable the
+sink retries with backoff and commits nothing: the events wait in Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from sinks.errors import StoreUnavailable
+from sinks.schema import DEAD_LETTER_COLUMNS, DEAD_LETTERS, VISIT_COLUMNS, VISITS
+from sinks.store import Store
+from streams.revisions import parse_event, visit_row
+from vizita.contracts import (
+    DLQ_HEADER_DETAIL,
+    DLQ_HEADER_FIELD,
+    DLQ_HEADER_REASON,
+    DLQ_HEADER_SOURCE,
+    TOPIC_VISITS_DLQ,
+    TOPIC_VISITS_EFFECTIVE,
+    UpsertEvent,
+)
+from vizita.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+Rows = dict[str, list[tuple[Any, ...]]]
+
+
+def visit_rows(value: bytes) -> list[tuple[Any, ...]]:
+    """The `visits` rows of one change: the row, and a tombstone when it left a month."""
+    change = json.loads(value)
+    best = UpsertEvent.model_validate_json(change["best"]) if change["best"] else None
+    row = visit_row(parse_event(change["winner"]), best)
+    row.update(version=change["version"], is_deleted=0)
+    rows = [tuple(row[c] for c in VISIT_COLUMNS)]
+    if change["retract_day"]:
+        gone = dict(row, local_day=date.fromisoformat(change["retract_day"]), is_deleted=1)
+        rows.append(tuple(gone[c] for c in VISIT_COLUMNS))
+    return rows
+
+
+def _header(record: ConsumerRecord[bytes, bytes], name: str) -> str:
+    for key, value in record.headers or ():
+        if key == name:
+            return bytes(value).decode("utf-8", "replace")
+    return ""
+
+
+def dead_letter_row(record: ConsumerRecord[bytes, bytes]) -> tuple[Any, ...]:
+    received_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+    source = _header(record, DLQ_HEADER_SOURCE) or f"{record.topic}/{record.partition}/{record.offset}"
+    return (received_at, _header(record, DLQ_HEADER_REASON) or "unknown",
+            _header(record, DLQ_HEADER_FIELD),
+            _header(record, DLQ_HEADER_DETAIL), record.value or b"", source)  # fmt: skip
+
+
+@dataclass
+class SinkProgress:
+    # (topic, partition) -> next offset not yet stored
+    positions: dict[tuple[str, int], int] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class KafkaSink:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.progress = SinkProgress()
+        self._effective = settings.topic(TOPIC_VISITS_EFFECTIVE)
+        self._dlq = settings.topic(TOPIC_VISITS_DLQ)
+        self._consumer = AIOKafkaConsumer(
+            self._effective, self._dlq,
+            bootstrap_servers=settings.kafka_bootstrap, group_id=f"{settings.app_id}-sink",
+            enable_auto_commit=False, auto_offset_reset="earliest",
+            max_poll_records=settings.sink_batch_rows,
+        )  # fmt: skip
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        await self._consumer.start()
+        try:
+            while not self._stopping.is_set():
+                batch = await self._collect()
+                if batch:
+                    await self._store(batch)
+                    await self._consumer.commit()
+                    self._advance(batch)
+        finally:
+            await self._consumer.stop()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _collect(self) -> list[ConsumerRecord[bytes, bytes]]:
+        """Up to `sink_batch_rows` records, waiting at most `sink_batch_seconds`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.sink_batch_seconds
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        while len(records) < self.settings.sink_batch_rows and not self._stopping.is_set():
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            got = await self._consumer.getmany(timeout_ms=int(left * 1000) + 1,
+                                               max_records=self.settings.sink_batch_rows - len(records))  # fmt: skip
+            for part in got.values():
+                records.extend(part)
+        return records
+
+    def _rows(self, batch: Sequence[ConsumerRecord[bytes, bytes]]) -> Rows:
+        rows: Rows = {VISITS: [], DEAD_LETTERS: []}
+        for record in batch:
+            if record.topic == self._effective and record.value is not None:
+                rows[VISITS].extend(visit_rows(record.value))
+            elif record.topic == self._dlq:
+                rows[DEAD_LETTERS].append(dead_letter_row(record))
+        return rows
+
+    async def _store(self, batch: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        rows = self._rows(batch)
+        columns = {VISITS: VISIT_COLUMNS, DEAD_LETTERS: DEAD_LETTER_COLUMNS}
+        for table, table_rows in rows.items():
+            await self._write_with_retry(table, columns[table], table_rows)
+            self.progress.rows[table] += len(table_rows)
+
+    async def _write_with_retry(self, table: str, columns: Sequence[str], rows: list[Any]) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await asyncio.to_thread(self.store.insert, table, columns, rows)
+                return
+            except StoreUnavailable as exc:
+                log.warning("sink.store_unavailable", table=table, retry_in=delay, error=str(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.store_retry_max_seconds)
+
+    def _advance(self, batch: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        for record in batch:
+            key = (record.topic, record.partition)
+            self.progress.positions[key] = max(self.progress.positions.get(key, 0), record.offset + 1)
+
+    async def caught_up(self, ends: dict[TopicPartition, int]) -> bool:
+        """Whether everything up to `ends` is stored (committed after its batch)."""
+        for tp, end in ends.items():
+            if end and (await self._consumer.committed(tp) or 0) < end:
+                return False
+        return True

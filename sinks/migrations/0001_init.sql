@@ -1,0 +1,106 @@
+-- 0001: the tables of SPEC §5. `{db}` is the database name from the settings.
+-- Every statement is idempotent: a half-applied migration can simply run again.
+
+-- One row per visit_id: its winning event (SPEC §1). `version` is the stream's change
+-- counter for the visit; when a correction moves a visit to another month, the stream
+-- also writes a tombstone (is_deleted = 1) into the old month's partition, because
+-- ReplacingMergeTree only replaces rows within a partition.
+CREATE TABLE IF NOT EXISTS {db}.visits
+(
+    visit_id          String,
+    event_id          String,
+    schema_version    UInt8,
+    revision          UInt32,
+    op                LowCardinality(String),
+    occurred_at       Nullable(DateTime64(3, 'UTC')),
+    submitted_at      DateTime64(3, 'UTC'),
+    municipality      LowCardinality(String),
+    facility_id       Nullable(String),
+    nurse_id          Nullable(String),
+    household_id      Nullable(String),
+    child_age_months  Nullable(UInt8),
+    pregnant          Nullable(Bool),
+    visit_type        LowCardinality(Nullable(String)),
+    outcome           LowCardinality(Nullable(String)),
+    topics            Array(LowCardinality(String)),
+    risk_flags        Array(LowCardinality(String)),
+    referrals         Array(LowCardinality(String)),
+    is_void           Bool,
+    local_day         Date,
+    version           UInt64,
+    is_deleted        UInt8,
+    stored_at         DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplacingMergeTree(version, is_deleted)
+PARTITION BY toYYYYMM(local_day)
+ORDER BY visit_id
+SETTINGS non_replicated_deduplication_window = 1000;
+
+-- One current row per (municipality, indicator, window_days, as_of).
+CREATE TABLE IF NOT EXISTS {db}.indicator_values
+(
+    municipality  LowCardinality(String),
+    indicator     LowCardinality(String),
+    window_days   UInt8,
+    as_of         Date,
+    numerator     UInt64,
+    denominator   Nullable(UInt64),
+    value         Nullable(Float64),
+    computed_at   DateTime64(3, 'UTC'),
+    version       UInt64
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(as_of)
+ORDER BY (municipality, indicator, window_days, as_of)
+SETTINGS non_replicated_deduplication_window = 1000;
+
+-- Alert transitions; `seq` numbers the transitions of one (municipality, indicator,
+-- window), so a transition written twice is stored once.
+CREATE TABLE IF NOT EXISTS {db}.alerts
+(
+    municipality  LowCardinality(String),
+    indicator     LowCardinality(String),
+    window_days   UInt8,
+    seq           UInt64,
+    state         LowCardinality(String),
+    value         Nullable(Float64),
+    target        Float64,
+    denominator   Nullable(UInt64),
+    as_of         Date,
+    emitted_at    DateTime64(3, 'UTC')
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(as_of)
+ORDER BY (municipality, indicator, window_days, seq)
+SETTINGS non_replicated_deduplication_window = 1000;
+
+-- The latest transition of each alert key, when it is `raised`.
+CREATE VIEW IF NOT EXISTS {db}.active_alerts AS
+SELECT municipality, indicator, window_days, last_state AS state, value, target,
+       denominator, as_of, emitted_at
+FROM
+(
+    SELECT municipality, indicator, window_days,
+           argMax(state, seq) AS last_state, argMax(value, seq) AS value,
+           argMax(target, seq) AS target, argMax(denominator, seq) AS denominator,
+           argMax(as_of, seq) AS as_of, argMax(emitted_at, seq) AS emitted_at
+    FROM {db}.alerts FINAL
+    GROUP BY municipality, indicator, window_days
+)
+WHERE last_state = 'raised';
+
+-- Invalid input, with its original bytes. `source` names where it came from
+-- (topic/partition/offset), so a dead letter written twice is stored once.
+CREATE TABLE IF NOT EXISTS {db}.dead_letters
+(
+    received_at  DateTime64(3, 'UTC'),
+    reason       LowCardinality(String),
+    field        String,
+    detail       String,
+    payload      String,
+    source       String
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(received_at)
+ORDER BY source
+SETTINGS non_replicated_deduplication_window = 1000;

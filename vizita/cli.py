@@ -1,0 +1,171 @@
+"""The `vizita` command (SPEC §7). Settings and logging are built here, once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vizita.settings import Settings
+
+_OVERRIDES = "overrides"
+
+
+def _settings(ctx: click.Context, **options: Any) -> Settings:
+    """Settings from the group's and this command's options (None = not given)."""
+    given = {**ctx.obj[_OVERRIDES], **{k: v for k, v in options.items() if v is not None}}
+    return Settings(**given)
+
+
+def _start(ctx: click.Context, **options: Any) -> Settings:
+    from vizita.logs import configure_logging
+
+    settings = _settings(ctx, **options)
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+store_option = click.option("--store", "store_url", help="chdb:///abs/path or clickhouse://…")
+bootstrap_option = click.option(
+    "--bootstrap", "kafka_bootstrap", help="Kafka HOST:PORT; none starts a local broker"
+)
+
+
+@click.group()
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--log-format", type=click.Choice(["auto", "json", "console"]))
+@click.pass_context
+def main(ctx: click.Context, log_level: str | None, log_format: str | None) -> None:
+    """Vizita: live monitoring of the home visiting programme."""
+    given = {"log_level": log_level, "log_format": log_format}
+    ctx.obj = {_OVERRIDES: {k: v for k, v in given.items() if v is not None}}
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@store_option
+@bootstrap_option
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+@click.pass_context
+def replay(
+    ctx: click.Context, file: Path, store_url: str | None, kafka_bootstrap: str | None, as_json: bool
+) -> None:
+    """Publish FILE (JSONL), process and store all of it, print a summary."""
+    from sinks.store import open_store
+    from vizita.broker import kafka_for
+    from vizita.replay import replay as run_replay
+
+    settings = _start(ctx, store_url=store_url, kafka_bootstrap=kafka_bootstrap)
+    store = open_store(settings.store_url.get_secret_value(), settings.database)
+    try:
+        with kafka_for(settings) as live:
+            summary = run_replay(live, store, file)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(summary.as_dict()))
+        return
+    click.echo(
+        f"read {summary.read}  valid {summary.valid}  duplicates {summary.duplicates}  "
+        f"dead-lettered {summary.dead_lettered}  ({summary.seconds:.1f} s)\n"
+        f"store: {summary.visits_in_store} visits, {summary.voided_in_store} voided, "
+        f"{summary.dead_letters_in_store} dead letters"
+    )
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@bootstrap_option
+@click.pass_context
+def produce(ctx: click.Context, file: Path, kafka_bootstrap: str | None) -> None:
+    """Publish FILE (JSONL, one raw payload a line) to the visits topic."""
+    from producers.publish import publish, read_lines
+    from vizita.contracts import TOPIC_VISITS
+    from vizita.pipeline import prepare_topics
+
+    settings = _start(ctx, kafka_bootstrap=kafka_bootstrap)
+    if not settings.kafka_bootstrap:
+        raise click.UsageError("produce needs --bootstrap or VIZITA_KAFKA_BOOTSTRAP")
+    prepare_topics(settings)
+    count = publish(read_lines(file), settings.kafka_bootstrap, settings.topic(TOPIC_VISITS))
+    click.echo(f"published {count} payloads to {settings.topic(TOPIC_VISITS)}")
+
+
+@main.command()
+@store_option
+@bootstrap_option
+@click.option("--no-sink", is_flag=True, help="stream only; another worker writes the store")
+@click.pass_context
+def worker(
+    ctx: click.Context, store_url: str | None, kafka_bootstrap: str | None, no_sink: bool
+) -> None:
+    """Run the stream (and the sink) until SIGINT or SIGTERM."""
+    from sinks.migrations import migrate
+    from sinks.store import open_store
+    from vizita.pipeline import Pipeline, prepare_topics
+
+    settings = _start(ctx, store_url=store_url, kafka_bootstrap=kafka_bootstrap)
+    if not settings.kafka_bootstrap:
+        raise click.UsageError("worker needs --bootstrap or VIZITA_KAFKA_BOOTSTRAP")
+    store = None if no_sink else open_store(settings.store_url.get_secret_value(), settings.database)
+    if store is not None:
+        migrate(store)
+    prepare_topics(settings)
+    asyncio.run(_run_until_signalled(Pipeline(settings, store)))
+
+
+async def _run_until_signalled(pipeline: Any) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await pipeline.start()
+    try:
+        await stop.wait()
+    finally:
+        await pipeline.stop()
+
+
+@main.command()
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--days", type=int, default=60, show_default=True)
+@click.option("--per-day", type=int, default=100, show_default=True, help="weekday visits")
+@click.option("--seed", type=int, default=7, show_default=True)
+def simulate(out: Path, days: int, per_day: int, seed: int) -> None:
+    """Write a realistic, messy stream of visit payloads to a JSONL file."""
+    from producers.simulator import SimulationConfig, simulate as run_simulation, write_jsonl
+
+    config = SimulationConfig(seed=seed, days=days, visits_per_day=per_day)
+    count = write_jsonl(run_simulation(config), out)
+    click.echo(f"wrote {count} payloads to {out}")
+
+
+@main.command()
+@click.pass_context
+def broker(ctx: click.Context) -> None:
+    """Run a local Kafka broker in the foreground (for development)."""
+    from vizita.broker import LocalBroker
+
+    settings = _start(ctx)
+    with LocalBroker(settings.data_dir / "kafka", settings.kafka_cache_dir) as running:
+        click.echo(f"Kafka at {running.bootstrap}; Ctrl-C stops it")
+        signals = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, signals)  # delivered to sigwait only
+        signal.sigwait(signals)
+
+
+@main.command()
+@click.option("--duration", type=float, default=None, help="seconds to run; default: until Ctrl-C")
+@click.option("--days", type=int, default=60, show_default=True, help="days of history first")
+@store_option
+@click.pass_context
+def demo(ctx: click.Context, duration: float | None, days: int, store_url: str | None) -> None:
+    """The whole pipeline on this machine with simulated visits and a live view."""
+    from vizita.demo import run_demo
+
+    settings = _start(ctx, store_url=store_url)
+    run_demo(settings, duration=duration, history_days=days)

@@ -1,0 +1,381 @@
+"""The contract (SPEC §1, §3, §4, §6): events, indicators, alerts, topics, codes.
+
+Producers, streams, sinks and dashboards import from here; nothing else defines a
+field. Validation happens once, at the boundary, in :func:`validate_payload`: it
+answers a :class:`ValidEvent` or a :class:`Rejection` with a machine-readable reason
+and never raises.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
+from pydantic_core import ErrorDetails
+
+# --- topics -------------------------------------------------------------------------
+
+TOPIC_VISITS = "visits"
+TOPIC_VISITS_DLQ = "visits-dlq"
+TOPIC_INDICATORS = "indicators"
+TOPIC_ALERTS = "alerts"
+# Internal: the winning revision of each visit, written by the streams, read by the sink.
+TOPIC_VISITS_EFFECTIVE = "visits-effective"
+
+# Headers on a dead-lettered message; the value stays the original bytes.
+DLQ_HEADER_REASON = "vizita-reason"
+DLQ_HEADER_FIELD = "vizita-field"
+DLQ_HEADER_DETAIL = "vizita-detail"
+DLQ_HEADER_SOURCE = "vizita-source"
+
+# --- time -----------------------------------------------------------------------------
+
+LOCAL_TZ = ZoneInfo("Europe/Belgrade")
+MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_CLOCK_SKEW = timedelta(minutes=10)
+WINDOWS: tuple[int, ...] = (7, 30)
+
+
+def local_day(moment: datetime) -> date:
+    """The programme day of an instant: its date in Kosovo's time zone (SPEC §2)."""
+    return moment.astimezone(LOCAL_TZ).date()
+
+
+# --- codes (SPEC §6 and the lists of §1) ---------------------------------------------
+
+#: code -> (Albanian name, Serbian name)
+MUNICIPALITIES: dict[str, tuple[str, str]] = {
+    "decan": ("Deçan", "Dečani"),
+    "dragash": ("Dragash", "Dragaš"),
+    "ferizaj": ("Ferizaj", "Uroševac"),
+    "fushe_kosove": ("Fushë Kosovë", "Kosovo Polje"),
+    "gjakove": ("Gjakovë", "Đakovica"),
+    "gjilan": ("Gjilan", "Gnjilane"),
+    "gllogoc": ("Gllogoc", "Glogovac"),
+    "gracanice": ("Graçanicë", "Gračanica"),
+    "hani_i_elezit": ("Hani i Elezit", "Elez Han"),
+    "istog": ("Istog", "Istok"),
+    "junik": ("Junik", "Junik"),
+    "kacanik": ("Kaçanik", "Kačanik"),
+    "kamenice": ("Kamenicë", "Kamenica"),
+    "kline": ("Klinë", "Klina"),
+    "kllokot": ("Kllokot", "Klokot"),
+    "leposaviq": ("Leposaviq", "Leposavić"),
+    "lipjan": ("Lipjan", "Lipljan"),
+    "malisheve": ("Malishevë", "Mališevo"),
+    "mamushe": ("Mamushë", "Mamuša"),
+    "mitrovice_jugore": ("Mitrovicë e Jugut", "Južna Mitrovica"),
+    "mitrovice_veriore": ("Mitrovicë e Veriut", "Severna Mitrovica"),
+    "novoberde": ("Novobërdë", "Novo Brdo"),
+    "obiliq": ("Obiliq", "Obilić"),
+    "partesh": ("Partesh", "Parteš"),
+    "peje": ("Pejë", "Peć"),
+    "podujeve": ("Podujevë", "Podujevo"),
+    "prishtine": ("Prishtinë", "Priština"),
+    "prizren": ("Prizren", "Prizren"),
+    "rahovec": ("Rahovec", "Orahovac"),
+    "ranillug": ("Ranillug", "Ranilug"),
+    "shterpce": ("Shtërpcë", "Štrpce"),
+    "shtime": ("Shtime", "Štimlje"),
+    "skenderaj": ("Skënderaj", "Srbica"),
+    "suhareke": ("Suharekë", "Suva Reka"),
+    "viti": ("Viti", "Vitina"),
+    "vushtrri": ("Vushtrri", "Vučitrn"),
+    "zubin_potok": ("Zubin Potok", "Zubin Potok"),
+    "zvecan": ("Zveçan", "Zvečan"),
+}
+ALL_KOSOVO = "ALL"
+
+Municipality = Literal[
+    "decan", "dragash", "ferizaj", "fushe_kosove", "gjakove", "gjilan", "gllogoc",
+    "gracanice", "hani_i_elezit", "istog", "junik", "kacanik", "kamenice", "kline",
+    "kllokot", "leposaviq", "lipjan", "malisheve", "mamushe", "mitrovice_jugore",
+    "mitrovice_veriore", "novoberde", "obiliq", "partesh", "peje", "podujeve",
+    "prishtine", "prizren", "rahovec", "ranillug", "shterpce", "shtime", "skenderaj",
+    "suhareke", "viti", "vushtrri", "zubin_potok", "zvecan",
+]  # fmt: skip
+VisitType = Literal["prenatal", "newborn", "routine", "follow_up"]
+Outcome = Literal["completed", "not_home", "refused"]
+Topic = Literal[
+    "immunisation", "breastfeeding", "nutrition", "early_stimulation",
+    "injury_prevention", "responsive_parenting", "maternal_health",
+]  # fmt: skip
+RiskFlag = Literal["developmental_delay", "disability", "violence_risk"]
+Referral = Literal[
+    "social_services", "specialist_care", "child_protection", "early_childhood_education"
+]
+
+TOPICS: tuple[str, ...] = Topic.__args__  # type: ignore[attr-defined]  # Literal keeps its values here
+RISK_FLAGS: tuple[str, ...] = RiskFlag.__args__  # type: ignore[attr-defined]  # as above
+REFERRALS: tuple[str, ...] = Referral.__args__  # type: ignore[attr-defined]  # as above
+VISIT_TYPES: tuple[str, ...] = VisitType.__args__  # type: ignore[attr-defined]  # as above
+OUTCOMES: tuple[str, ...] = Outcome.__args__  # type: ignore[attr-defined]  # as above
+
+# --- the event (SPEC §1) ---------------------------------------------------------------
+
+Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")]
+MAX_LIST_ITEMS = 16
+
+
+def _unique_sorted(items: list[str]) -> list[str]:
+    # "A repeated item counts once": keep a canonical, order-free form.
+    return sorted(set(items))
+
+
+def _code_list(item: Any) -> Any:
+    return Annotated[
+        list[item], Field(max_length=MAX_LIST_ITEMS), AfterValidator(_unique_sorted)
+    ]
+
+
+TopicList = _code_list(Topic)
+RiskFlagList = _code_list(RiskFlag)
+ReferralList = _code_list(Referral)
+
+
+class _EventBase(BaseModel):
+    # Unknown fields are dropped, not stored: the SPEC does not make them invalid, and
+    # dropping them keeps anything a form adds (a name, say) out of the store.
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+
+    schema_version: Literal[1]
+    event_id: Id
+    visit_id: Id
+    revision: int = Field(ge=1, le=2**31 - 1)
+    submitted_at: AwareDatetime
+
+
+class UpsertEvent(_EventBase):
+    op: Literal["upsert"]
+    occurred_at: AwareDatetime
+    municipality: Municipality
+    facility_id: Id | None
+    nurse_id: Id
+    household_id: Id
+    child_age_months: int | None = Field(ge=0, le=71)
+    pregnant: bool
+    visit_type: VisitType
+    outcome: Outcome
+    topics: TopicList
+    risk_flags: RiskFlagList
+    referrals: ReferralList
+
+
+class VoidEvent(_EventBase):
+    """A retraction. Only the base fields are required; any other field it carries
+    must still follow the rules (a careful validator does not store bad data)."""
+
+    op: Literal["void"]
+    occurred_at: AwareDatetime | None = None
+    municipality: Municipality | None = None
+    facility_id: Id | None = None
+    nurse_id: Id | None = None
+    household_id: Id | None = None
+    child_age_months: int | None = Field(default=None, ge=0, le=71)
+    pregnant: bool | None = None
+    visit_type: VisitType | None = None
+    outcome: Outcome | None = None
+    topics: TopicList | None = None
+    risk_flags: RiskFlagList | None = None
+    referrals: ReferralList | None = None
+
+
+VisitEvent = Annotated[UpsertEvent | VoidEvent, Field(discriminator="op")]
+EVENT_ADAPTER: TypeAdapter[UpsertEvent | VoidEvent] = TypeAdapter(VisitEvent)
+
+# --- rejections --------------------------------------------------------------------------
+
+
+class Reason(enum.StrEnum):
+    """Why a payload was dead-lettered. The values are stable: dashboards group by them."""
+
+    TOO_LARGE = "too_large"
+    NOT_JSON = "not_json"
+    NOT_OBJECT = "not_object"
+    UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    INVALID_ID = "invalid_id"
+    INVALID_DATETIME = "invalid_datetime"
+    MISSING_UTC_OFFSET = "missing_utc_offset"
+    UNKNOWN_CODE = "unknown_code"
+    UNKNOWN_LIST_ITEM = "unknown_list_item"
+    TOO_MANY_ITEMS = "too_many_items"
+    OUT_OF_RANGE = "out_of_range"
+    OCCURRED_AFTER_SUBMITTED = "occurred_after_submitted"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: Reason
+    field: str  # dotted path of the offending field, "" for the whole payload
+    detail: str
+
+    @property
+    def is_valid(self) -> Literal[False]:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class ValidEvent:
+    event: UpsertEvent | VoidEvent
+
+    @property
+    def is_valid(self) -> Literal[True]:
+        return True
+
+
+Validation = ValidEvent | Rejection
+
+_TYPE_ERRORS = {
+    "int_type", "bool_type", "string_type", "list_type", "datetime_type", "none_required",
+    "int_from_float", "float_type", "dict_type", "model_type", "is_instance_of",
+}  # fmt: skip
+_DATETIME_ERRORS = {"datetime_parsing", "datetime_from_date_parsing", "datetime_object_invalid"}
+_RANGE_ERRORS = {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}
+_ID_ERRORS = {"string_pattern_mismatch", "string_too_long", "string_too_short"}
+_CODE_FIELDS = {"municipality", "visit_type", "outcome", "op"}
+
+
+def _field_path(error: ErrorDetails) -> str:
+    # Union branches add the tag ("upsert"/"void") as the first location item.
+    loc = [str(part) for part in error["loc"]]
+    if loc and loc[0] in ("upsert", "void"):
+        loc = loc[1:]
+    return ".".join(loc)
+
+
+def _reason_for(error: ErrorDetails, path: str) -> Reason:  # noqa: PLR0911  # a flat lookup reads best
+    kind = error["type"]
+    top = path.split(".", 1)[0]
+    if kind == "missing" or kind == "union_tag_not_found":
+        return Reason.MISSING_FIELD
+    if kind == "json_invalid":
+        return Reason.NOT_JSON
+    if kind in ("model_attributes_type", "union_tag_invalid") and not path:
+        return Reason.NOT_OBJECT if kind == "model_attributes_type" else Reason.UNKNOWN_CODE
+    if kind == "union_tag_invalid":
+        return Reason.UNKNOWN_CODE
+    if kind == "literal_error":
+        if top == "schema_version":
+            return Reason.UNSUPPORTED_SCHEMA_VERSION
+        return Reason.UNKNOWN_CODE if top in _CODE_FIELDS else Reason.UNKNOWN_LIST_ITEM
+    if kind == "timezone_aware":
+        return Reason.MISSING_UTC_OFFSET
+    if kind in _DATETIME_ERRORS:
+        return Reason.INVALID_DATETIME
+    if kind in _RANGE_ERRORS:
+        return Reason.OUT_OF_RANGE
+    if kind in _ID_ERRORS:
+        return Reason.INVALID_ID
+    if kind == "too_long":
+        return Reason.TOO_MANY_ITEMS
+    return Reason.WRONG_TYPE
+
+
+def _rejection_from(exc: ValidationError) -> Rejection:
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]
+    path = _field_path(first)
+    message = first["msg"] if len(first["msg"]) <= 120 else first["msg"][:117] + "..."
+    return Rejection(_reason_for(first, path), path, f"{path or 'payload'}: {message}")
+
+
+def _clock_rejection(event: UpsertEvent | VoidEvent) -> Rejection | None:
+    if event.occurred_at is None or event.occurred_at <= event.submitted_at + MAX_CLOCK_SKEW:
+        return None
+    return Rejection(
+        Reason.OCCURRED_AFTER_SUBMITTED,
+        "occurred_at",
+        "occurred_at: more than 10 minutes after submitted_at",
+    )
+
+
+def validate_payload(payload: bytes) -> Validation:
+    """Check one raw payload against SPEC §1. Never raises."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return Rejection(Reason.TOO_LARGE, "", f"payload: {len(payload)} bytes > 64 KiB")
+    if not payload.lstrip()[:1] == b"{":
+        # Cheap check first; pydantic would call a JSON list "not an object" anyway,
+        # but bytes that are no JSON at all should say so.
+        return _rejection_for_non_object(payload)
+    try:
+        event = EVENT_ADAPTER.validate_json(payload, strict=True)
+    except ValidationError as exc:
+        return _rejection_from(exc)
+    return _clock_rejection(event) or ValidEvent(event)
+
+
+def _rejection_for_non_object(payload: bytes) -> Rejection:
+    try:
+        _ANY_JSON.validate_json(payload)
+    except ValidationError:
+        return Rejection(Reason.NOT_JSON, "", "payload: not valid JSON")
+    return Rejection(Reason.NOT_OBJECT, "", "payload: JSON but not an object")
+
+
+_ANY_JSON: TypeAdapter[Any] = TypeAdapter(Any)
+
+# --- the effective visit (SPEC §1) --------------------------------------------------------
+
+
+def winner_rank(event: UpsertEvent | VoidEvent) -> tuple[int, datetime, str]:
+    """Order of revisions: highest revision, then later submitted_at, then greater event_id."""
+    return (event.revision, event.submitted_at, event.event_id)
+
+
+# --- indicators and alerts (SPEC §3, §4) ----------------------------------------------------
+
+Indicator = Literal[
+    "visits_completed",
+    "households_reached",
+    "immunisation_counselling_coverage",
+    "breastfeeding_counselling_coverage",
+    "maternal_health_counselling_coverage",
+    "early_stimulation_coverage",
+    "at_risk_referral_rate",
+    "missed_visit_rate",
+    "visits_per_nurse",
+]
+INDICATORS: tuple[str, ...] = Indicator.__args__  # type: ignore[attr-defined]  # as above
+COUNT_INDICATORS: frozenset[str] = frozenset({"visits_completed", "households_reached"})
+
+
+class IndicatorValue(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    municipality: Municipality | Literal["ALL"]
+    indicator: Indicator
+    window_days: Literal[7, 30]
+    as_of: date
+    numerator: int
+    denominator: int | None
+    value: float | None
+    computed_at: AwareDatetime
+
+
+class Alert(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    municipality: Municipality
+    indicator: Indicator
+    window_days: Literal[7, 30]
+    state: Literal["raised", "resolved"]
+    value: float | None
+    target: float
+    denominator: int | None
+    as_of: date
+    emitted_at: AwareDatetime

@@ -1,0 +1,92 @@
+"""The pipeline in one process: the Faust stage and the sink on one event loop.
+
+`vizita worker` runs it until stopped; `vizita replay` and `vizita demo` run it and
+watch it. Extra workers (`vizita worker --no-sink`) add stream capacity; the sink runs
+where the store is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aiokafka import TopicPartition
+
+from sinks.kafka_sink import KafkaSink
+from sinks.store import Store
+from streams.app import STAGE_TOPICS, StreamStats, build_app
+from vizita.broker import end_offsets, ensure_topics
+from vizita.contracts import TOPIC_VISITS, TOPIC_VISITS_DLQ, TOPIC_VISITS_EFFECTIVE
+from vizita.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def bootstrap_of(settings: Settings) -> str:
+    if not settings.kafka_bootstrap:
+        raise ValueError("no Kafka bootstrap address")
+    return settings.kafka_bootstrap
+
+
+def prepare_topics(settings: Settings) -> None:
+    names = [settings.topic(name) for name in STAGE_TOPICS]
+    ensure_topics(bootstrap_of(settings), names, settings.partitions)
+
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    store: Store | None  # None: this worker streams only, another one sinks
+    app: Any = None
+    stats: StreamStats | None = None
+    sink: KafkaSink | None = None
+    _sink_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        stage = build_app(self.settings)
+        self.app, self.stats = stage.app, stage.stats
+        await self.app.start()
+        if self.store is not None:
+            self.sink = KafkaSink(self.settings, self.store)
+            self._sink_task = asyncio.create_task(self.sink.run(), name="sink")
+        log.info("pipeline.started", app_id=self.settings.app_id, sink=self.sink is not None)
+
+    async def stop(self) -> None:
+        if self.sink is not None and self._sink_task is not None:
+            self.sink.stop()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sink_task
+        if self.app is not None:
+            await self.app.stop()
+        log.info("pipeline.stopped")
+
+    def _stage_done(self, ends: dict[int, int], before: dict[int, int]) -> bool:
+        assert self.stats is not None
+        positions = self.stats.positions
+        return all(
+            end <= before.get(p, 0) or positions.get(p, 0) >= end for p, end in ends.items()
+        )
+
+    async def _ends(self, topic: str) -> dict[int, int]:
+        return await asyncio.to_thread(end_offsets, bootstrap_of(self.settings), self.settings.topic(topic))
+
+    async def wait_until_stored(self, before: dict[int, int], poll: float = 0.2) -> None:
+        """Wait until every `visits` message past `before` is processed and all that
+        it produced is in the store."""
+        while True:
+            ends = await self._ends(TOPIC_VISITS)
+            if self._stage_done(ends, before):
+                await self.app.producer.flush()  # re-keyed or dead-lettered sends are out
+                if await self._ends(TOPIC_VISITS) == ends:
+                    break
+            await asyncio.sleep(poll)
+        outputs: dict[TopicPartition, int] = {}
+        for topic in (TOPIC_VISITS_EFFECTIVE, TOPIC_VISITS_DLQ):
+            for partition, end in (await self._ends(topic)).items():
+                outputs[TopicPartition(self.settings.topic(topic), partition)] = end
+        assert self.sink is not None, "waiting for the store needs the sink in this process"
+        while not await self.sink.caught_up(outputs):
+            await asyncio.sleep(poll)

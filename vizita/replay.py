@@ -1,0 +1,68 @@
+"""`vizita replay FILE`: publish a JSONL file, run the pipeline until all of it is
+stored, and say what happened to it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from producers.publish import publish, read_lines
+from sinks.migrations import migrate
+from sinks.schema import DEAD_LETTERS, VISITS
+from sinks.store import Store
+from vizita.broker import end_offsets
+from vizita.contracts import TOPIC_VISITS
+from vizita.pipeline import Pipeline, bootstrap_of, prepare_topics
+from vizita.settings import Settings
+
+
+@dataclass(frozen=True)
+class ReplaySummary:
+    read: int  # lines published
+    valid: int  # lines that passed validation (duplicates included)
+    duplicates: int  # valid lines whose event_id the visit had already seen
+    dead_lettered: int  # invalid lines, now in visits-dlq and dead_letters
+    seconds: float
+    visits_in_store: int  # `visits` rows of existing (not voided) visits, whole store
+    voided_in_store: int
+    dead_letters_in_store: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def store_counts(store: Store) -> tuple[int, int, int]:
+    visits = store.query(
+        f"SELECT countIf(NOT is_void) AS live, countIf(is_void) AS void "
+        f"FROM {store.table(VISITS)} FINAL"
+    )[0]
+    dead = store.query(f"SELECT count() AS n FROM {store.table(DEAD_LETTERS)} FINAL")[0]
+    return int(visits["live"]), int(visits["void"]), int(dead["n"])
+
+
+async def _run(settings: Settings, store: Store, before: dict[int, int]) -> dict[str, int]:
+    pipeline = Pipeline(settings, store)
+    await pipeline.start()
+    try:
+        await pipeline.wait_until_stored(before)
+    finally:
+        await pipeline.stop()
+    assert pipeline.stats is not None
+    return dict(pipeline.stats.counts)
+
+
+def replay(settings: Settings, store: Store, path: Path) -> ReplaySummary:
+    """Needs `settings.kafka_bootstrap` set (see `vizita.broker.kafka_for`)."""
+    started = time.monotonic()
+    migrate(store)
+    prepare_topics(settings)
+    topic = settings.topic(TOPIC_VISITS)
+    before = end_offsets(bootstrap_of(settings), topic)
+    read = publish(read_lines(path), bootstrap_of(settings), topic)
+    counts = asyncio.run(_run(settings, store, before))
+    live, void, dead = store_counts(store)
+    valid = counts.get("valid", 0) + counts.get("duplicate", 0)
+    return ReplaySummary(read, valid, counts.get("duplicate", 0), counts.get("dead_lettered", 0),
+                         round(time.monotonic() - started, 2), live, void, dead)  # fmt: skip

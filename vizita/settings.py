@@ -1,0 +1,64 @@
+"""The one settings object: built once at the entry point, then passed down.
+
+Precedence, highest first: command-line options (passed as keyword arguments), the
+environment (`VIZITA_*`), `config/vizita.yaml`, the defaults below.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO_ROOT / "config"
+DEFAULT_DATA_DIR = Path.cwd() / ".vizita"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VIZITA_",
+        yaml_file=CONFIG_DIR / "vizita.yaml",
+        frozen=True,
+        extra="forbid",
+    )
+
+    # Kafka. No bootstrap means: start a local broker (demo, replay, tests).
+    kafka_bootstrap: str | None = None
+    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]*$")
+    app_id: str = Field(default="vizita", pattern=r"^[A-Za-z0-9_.-]+$")
+    partitions: int = Field(default=4, ge=1, le=256)
+    # Store: chdb:///abs/path (embedded) or clickhouse://user:pw@host:9000/vizita.
+    store_url: SecretStr = SecretStr(f"chdb://{DEFAULT_DATA_DIR / 'store'}")
+    database: str = Field(default="vizita", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # Where the worker keeps local state and a local broker its logs and jars.
+    data_dir: Path = DEFAULT_DATA_DIR
+    kafka_cache_dir: Path = Path.home() / ".cache" / "vizita" / "kafka"
+    # Sink batching: a batch is written when it is this big or this old.
+    sink_batch_rows: int = Field(default=5000, ge=1)
+    sink_batch_seconds: float = Field(default=0.5, gt=0)
+    store_retry_max_seconds: float = Field(default=30.0, gt=0)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    def topic(self, name: str) -> str:
+        """The broker's name for a contract topic (prefixed in tests)."""
+        return f"{self.topic_prefix}{name}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
