@@ -9,11 +9,10 @@ sink retries with backoff and commits nothing: the events wait in Kafka.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -22,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from sinks.errors import StoreUnavailable
 from sinks.schema import DEAD_LETTER_COLUMNS, DEAD_LETTERS, VISIT_COLUMNS, VISITS
 from sinks.store import Store
-from streams.revisions import parse_event, visit_row
+from streams.revisions import row_from_message
 from vizita.contracts import (
     DLQ_HEADER_DETAIL,
     DLQ_HEADER_FIELD,
@@ -30,7 +29,6 @@ from vizita.contracts import (
     DLQ_HEADER_SOURCE,
     TOPIC_VISITS_DLQ,
     TOPIC_VISITS_EFFECTIVE,
-    UpsertEvent,
 )
 from vizita.settings import Settings
 
@@ -39,17 +37,10 @@ log = structlog.get_logger(__name__)
 Rows = dict[str, list[tuple[Any, ...]]]
 
 
-def visit_rows(value: bytes) -> list[tuple[Any, ...]]:
-    """The `visits` rows of one change: the row, and a tombstone when it left a month."""
-    change = json.loads(value)
-    best = UpsertEvent.model_validate_json(change["best"]) if change["best"] else None
-    row = visit_row(parse_event(change["winner"]), best)
-    row.update(version=change["version"], is_deleted=0)
-    rows = [tuple(row[c] for c in VISIT_COLUMNS)]
-    if change["retract_day"]:
-        gone = dict(row, local_day=date.fromisoformat(change["retract_day"]), is_deleted=1)
-        rows.append(tuple(gone[c] for c in VISIT_COLUMNS))
-    return rows
+def visit_row_values(value: bytes) -> tuple[Any, ...]:
+    """The `visits` row of one `visits-effective` message, in column order."""
+    row = row_from_message(value)
+    return tuple(row[column] for column in VISIT_COLUMNS)
 
 
 def _header(record: ConsumerRecord[bytes, bytes], name: str) -> str:
@@ -123,7 +114,7 @@ class KafkaSink:
         rows: Rows = {VISITS: [], DEAD_LETTERS: []}
         for record in batch:
             if record.topic == self._effective and record.value is not None:
-                rows[VISITS].extend(visit_rows(record.value))
+                rows[VISITS].append(visit_row_values(record.value))
             elif record.topic == self._dlq:
                 rows[DEAD_LETTERS].append(dead_letter_row(record))
         return rows

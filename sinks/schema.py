@@ -19,7 +19,7 @@ VISIT_EVENT_COLUMNS: Final = (
     "child_age_months", "pregnant", "visit_type", "outcome", "topics", "risk_flags",
     "referrals",
 )  # fmt: skip
-VISIT_COLUMNS: Final = (*VISIT_EVENT_COLUMNS, "is_void", "local_day", "version", "is_deleted")
+VISIT_COLUMNS: Final = (*VISIT_EVENT_COLUMNS, "is_void", "local_day", "version")
 
 DEAD_LETTER_COLUMNS: Final = ("received_at", "reason", "field", "detail", "payload", "source")
 

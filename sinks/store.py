@@ -67,28 +67,30 @@ class Store:
 
 # --- chdb ----------------------------------------------------------------------------------
 
-# chdb allows one open session per process; every Store on the same path shares it.
-_CHDB_SESSIONS: dict[str, Any] = {}
-_CHDB_LOCK = threading.Lock()
+# chdb allows one open session per process: every Store on that path shares it (each
+# with its own database, as the tests do), and the last one closed closes it.
+_CHDB_SESSIONS: dict[str, list[Any]] = {}  # path -> [session, number of users]
+_CHDB_LOCK = threading.RLock()
 
 
 class ChdbBackend:
     def __init__(self, path: Path) -> None:
         from chdb import session  # imported here: a server deployment need not load it
 
-        key = str(path)
+        self._path = str(path)
         with _CHDB_LOCK:
-            if key not in _CHDB_SESSIONS:
+            if self._path not in _CHDB_SESSIONS:
                 if _CHDB_SESSIONS:
                     raise StoreUrlError(
                         f"chdb has a store open at {next(iter(_CHDB_SESSIONS))}; "
                         "one embedded store per process"
                     )
                 path.mkdir(parents=True, exist_ok=True)
-                _CHDB_SESSIONS[key] = session.Session(key)
-            self._session = _CHDB_SESSIONS[key]
-        self._path = key
-        self._lock = _CHDB_LOCK
+                _CHDB_SESSIONS[self._path] = [session.Session(self._path), 0]  # type: ignore[no-untyped-call]  # chdb is untyped
+            entry = _CHDB_SESSIONS[self._path]
+            entry[1] += 1
+            self._session = entry[0]
+        self._closed = False
 
     def execute(self, sql: str) -> None:
         self._run(sql, "Null")
@@ -101,7 +103,7 @@ class ChdbBackend:
         return [_convert_row(row, answer["meta"]) for row in answer["data"]]
 
     def _run(self, sql: str, fmt: str) -> bytes:
-        with self._lock:  # the embedded engine is not re-entrant across threads
+        with _CHDB_LOCK:  # the embedded engine is not re-entrant across threads
             try:
                 result = self._session.query(sql, fmt)
             except RuntimeError as exc:  # chdb's ChdbError
@@ -110,9 +112,14 @@ class ChdbBackend:
 
     def close(self) -> None:
         with _CHDB_LOCK:
-            session = _CHDB_SESSIONS.pop(self._path, None)
-        if session is not None:
-            session.close()
+            if self._closed:
+                return
+            self._closed = True
+            entry = _CHDB_SESSIONS[self._path]
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _CHDB_SESSIONS[self._path]
+                entry[0].close()
 
 
 def _type_parser(kind: str) -> Callable[[Any], Any]:  # noqa: PLR0911  # a flat table of types

@@ -10,7 +10,6 @@ Topology (stage 1, keyed by `visit_id`):
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import faust
 from faust.types import EventT, StreamT
 
-from streams.revisions import apply_event, state_from_json, state_to_json
+from streams.revisions import apply_event, change_message, state_from_json, state_to_json
 from vizita.contracts import (
     DLQ_HEADER_DETAIL,
     DLQ_HEADER_FIELD,
@@ -115,13 +114,7 @@ def _wire(app: faust.App, settings: Settings, stats: StreamStats) -> None:
         applied = apply_event(state_from_json(stored) if stored else None, result.event)
         states[visit_id] = state_to_json(applied.state)
         if applied.changed:
-            change = {"winner": applied.state.winner.model_dump_json(),
-                      "best": applied.state.best_upsert.model_dump_json()
-                      if applied.state.best_upsert else None,
-                      "version": applied.state.version,
-                      "retract_day": applied.retract_day.isoformat()
-                      if applied.retract_day else None}  # fmt: skip
-            await effective.send(key=visit_id.encode(), value=json.dumps(change).encode())
+            await effective.send(key=visit_id.encode(), value=change_message(applied.state))
         return "duplicate" if applied.duplicate else "valid"
 
     @app.agent(visits, name="revisions")

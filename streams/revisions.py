@@ -9,8 +9,9 @@ changes, so it may differ between orders; the store keeps the highest.)
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from vizita.contracts import EVENT_ADAPTER, UpsertEvent, VoidEvent, local_day
@@ -52,9 +53,6 @@ class Applied:
     state: VisitState
     duplicate: bool  # an event_id seen before for this visit
     changed: bool  # the visit's row changed: write it
-    # The local day of the row this change replaces, when it lies in another month:
-    # the store must retract the row there (see sinks/migrations/0001_init.sql).
-    retract_day: date | None = None
 
 
 def visit_row(winner: Event, best_upsert: UpsertEvent | None) -> dict[str, Any]:
@@ -72,10 +70,6 @@ def visit_row(winner: Event, best_upsert: UpsertEvent | None) -> dict[str, Any]:
     return row
 
 
-def _same_month(a: date, b: date) -> bool:
-    return (a.year, a.month) == (b.year, b.month)
-
-
 def apply_event(state: VisitState | None, event: Event) -> Applied:
     """Fold one valid event of a visit into its state."""
     best_if_first = event if isinstance(event, UpsertEvent) else None
@@ -87,12 +81,9 @@ def apply_event(state: VisitState | None, event: Event) -> Applied:
         best = event
     duplicate = event.event_id in state.event_ids
     ids = state.event_ids | {event.event_id}
-    old_row, new_row = state.row, visit_row(winner, best)
-    if new_row == old_row:
-        return Applied(VisitState(ids, winner, best, state.version), duplicate, False)
-    old_day: date = old_row["local_day"]
-    retract = None if _same_month(old_day, new_row["local_day"]) else old_day
-    return Applied(VisitState(ids, winner, best, state.version + 1), duplicate, True, retract)
+    changed = visit_row(winner, best) != state.row
+    version = state.version + 1 if changed else state.version
+    return Applied(VisitState(ids, winner, best, version), duplicate, changed)
 
 
 # --- the state as it is kept in a changelog-backed table -----------------------------------
@@ -113,3 +104,14 @@ def state_from_json(data: dict[str, Any]) -> VisitState:
 def parse_event(text: str | bytes) -> Event:
     """An event this stream validated and stored before (trusted, so no Rejection)."""
     return EVENT_ADAPTER.validate_json(text, strict=True)
+
+
+def change_message(state: VisitState) -> bytes:
+    """What `visits-effective` carries when a visit's row changed (see sinks)."""
+    return json.dumps(state_to_json(state)).encode()
+
+
+def row_from_message(value: bytes) -> dict[str, Any]:
+    """The `visits` row, with its version, of a `visits-effective` message."""
+    state = state_from_json(json.loads(value))
+    return {**state.row, "version": state.version}

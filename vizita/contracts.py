@@ -135,15 +135,10 @@ def _unique_sorted(items: list[str]) -> list[str]:
     return sorted(set(items))
 
 
-def _code_list(item: Any) -> Any:
-    return Annotated[
-        list[item], Field(max_length=MAX_LIST_ITEMS), AfterValidator(_unique_sorted)
-    ]
-
-
-TopicList = _code_list(Topic)
-RiskFlagList = _code_list(RiskFlag)
-ReferralList = _code_list(Referral)
+_LIST_RULES = (Field(max_length=MAX_LIST_ITEMS), AfterValidator(_unique_sorted))
+TopicList = Annotated[list[Topic], *_LIST_RULES]
+RiskFlagList = Annotated[list[RiskFlag], *_LIST_RULES]
+ReferralList = Annotated[list[Referral], *_LIST_RULES]
 
 
 class _EventBase(BaseModel):

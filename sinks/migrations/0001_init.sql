@@ -2,9 +2,10 @@
 -- Every statement is idempotent: a half-applied migration can simply run again.
 
 -- One row per visit_id: its winning event (SPEC §1). `version` is the stream's change
--- counter for the visit; when a correction moves a visit to another month, the stream
--- also writes a tombstone (is_deleted = 1) into the old month's partition, because
--- ReplacingMergeTree only replaces rows within a partition.
+-- counter for the visit. A correction can move a visit to another month, so its old
+-- row sits in another partition, where background merges never reach it; `FINAL`
+-- still replaces it, because FINAL merges across partitions unless
+-- do_not_merge_across_partitions_select_final is set (never set it for this table).
 CREATE TABLE IF NOT EXISTS {db}.visits
 (
     visit_id          String,
@@ -28,10 +29,9 @@ CREATE TABLE IF NOT EXISTS {db}.visits
     is_void           Bool,
     local_day         Date,
     version           UInt64,
-    is_deleted        UInt8,
     stored_at         DateTime64(3, 'UTC') DEFAULT now64(3)
 )
-ENGINE = ReplacingMergeTree(version, is_deleted)
+ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(local_day)
 ORDER BY visit_id
 SETTINGS non_replicated_deduplication_window = 1000;

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Set up this checkout on a fresh machine: Java and Maven (from Debian, when missing),
+# a virtualenv in .venv with the pinned packages, and the Kafka broker's jars (Maven
+# Central, cached in ~/.cache/vizita/kafka). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
+if ((${#missing[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "bootstrap: please install ${missing[*]} (needs root)" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || { echo "bootstrap: Python 3.11+ is needed ($python is older)" >&2; exit 1; }
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+.venv/bin/python -c 'from vizita.broker import ensure_jars; from vizita.settings import Settings; print("kafka jars:", ensure_jars(Settings().kafka_cache_dir))'

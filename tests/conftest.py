@@ -1,0 +1,24 @@
+"""Shared test setup: no test reads or writes the developer's own .vizita directory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # A VIZITA_* variable in the developer's shell must not change what a test sees.
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("VIZITA_"):
+            monkeypatch.delenv(name)
+    yield
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"

@@ -1,0 +1,5 @@
+"""`python -m vizita` is the `vizita` command."""
+
+from vizita.cli import main
+
+main()

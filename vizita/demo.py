@@ -1,0 +1,108 @@
+"""`vizita demo`: a local broker, the pipeline, the embedded store and the simulator,
+with a live view of what the store holds per municipality."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+
+from producers.publish import idempotent_producer, key_of
+from producers.simulator import SimulationConfig, iter_live
+from sinks.migrations import migrate
+from sinks.schema import DEAD_LETTERS, VISITS
+from sinks.store import Store, open_store
+from vizita.broker import kafka_for
+from vizita.contracts import LOCAL_TZ, MUNICIPALITIES, TOPIC_VISITS
+from vizita.pipeline import Pipeline, bootstrap_of, prepare_topics
+from vizita.settings import Settings
+
+# Simulated time runs this much faster than the wall clock once the history is in.
+DEMO_SPEED = 720.0  # one simulated hour every five seconds
+
+
+def accelerated_clock(speed: float) -> Callable[[], datetime]:
+    started = datetime.now(LOCAL_TZ)
+
+    def now() -> datetime:
+        return started + (datetime.now(LOCAL_TZ) - started) * speed
+
+    return now
+
+
+def _produce(settings: Settings, config: SimulationConfig, stop: threading.Event) -> None:
+    producer = idempotent_producer(bootstrap_of(settings))
+    topic = settings.topic(TOPIC_VISITS)
+    try:
+        for payload in iter_live(config, now=accelerated_clock(DEMO_SPEED)):
+            if stop.is_set():
+                break
+            producer.send(topic, key=key_of(payload), value=payload)
+    finally:
+        producer.close()
+
+
+def _view(store: Store) -> Group:
+    rows = store.query(
+        f"SELECT municipality, countIf(NOT is_void AND outcome = 'completed') AS completed, "
+        f"countIf(NOT is_void AND outcome != 'completed') AS missed, countIf(is_void) AS voided, "
+        f"max(local_day) AS last_day FROM {store.table(VISITS)} FINAL GROUP BY municipality"
+    )
+    by_code = {row["municipality"]: row for row in rows}
+    table = Table(title="Visits stored, by municipality (all days)")
+    for column in ("municipality", "completed", "missed", "voided", "latest day"):
+        table.add_column(column, justify="left" if column == "municipality" else "right")
+    for code, (albanian, _serbian) in MUNICIPALITIES.items():
+        row: dict[str, Any] = by_code.get(code, {})
+        table.add_row(albanian, *(str(row.get(k, 0)) for k in ("completed", "missed", "voided")),
+                      str(row.get("last_day", "—")))  # fmt: skip
+    dead = store.query(
+        f"SELECT reason, count() AS n FROM {store.table(DEAD_LETTERS)} FINAL "
+        "GROUP BY reason ORDER BY n DESC"
+    )
+    letters = Table(title="Dead letters by reason")
+    letters.add_column("reason")
+    letters.add_column("count", justify="right")
+    for item in dead:
+        letters.add_row(item["reason"], str(item["n"]))
+    return Group(table, letters)
+
+
+async def _watch(settings: Settings, store: Store, duration: float | None) -> None:
+    pipeline = Pipeline(settings, store)
+    await pipeline.start()
+    loop = asyncio.get_running_loop()
+    deadline = None if duration is None else loop.time() + duration
+    try:
+        with Live(await asyncio.to_thread(_view, store), refresh_per_second=1) as live:
+            while deadline is None or loop.time() < deadline:
+                await asyncio.sleep(1.0)
+                live.update(await asyncio.to_thread(_view, store))
+    finally:
+        await pipeline.stop()
+
+
+def run_demo(settings: Settings, *, duration: float | None, history_days: int) -> None:
+    store = open_store(settings.store_url.get_secret_value(), settings.database)
+    migrate(store)
+    yesterday = datetime.now(LOCAL_TZ).date() - timedelta(days=1)
+    config = SimulationConfig.ending_on(yesterday, days=history_days)
+    stop = threading.Event()
+    try:
+        with kafka_for(settings) as live:
+            prepare_topics(live)
+            producer = threading.Thread(target=_produce, args=(live, config, stop), daemon=True)
+            producer.start()
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(_watch(live, store, duration))
+            stop.set()
+            producer.join(timeout=5)
+    finally:
+        store.close()
