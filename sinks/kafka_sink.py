@@ -52,7 +52,9 @@ def _header(record: ConsumerRecord[bytes, bytes], name: str) -> str:
 
 def dead_letter_row(record: ConsumerRecord[bytes, bytes]) -> tuple[Any, ...]:
     received_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
-    source = _header(record, DLQ_HEADER_SOURCE) or f"{record.topic}/{record.partition}/{record.offset}"
+    source = (
+        _header(record, DLQ_HEADER_SOURCE) or f"{record.topic}/{record.partition}/{record.offset}"
+    )
     return (received_at, _header(record, DLQ_HEADER_REASON) or "unknown",
             _header(record, DLQ_HEADER_FIELD),
             _header(record, DLQ_HEADER_DETAIL), record.value or b"", source)  # fmt: skip
@@ -104,8 +106,8 @@ class KafkaSink:
             left = deadline - loop.time()
             if left <= 0:
                 break
-            got = await self._consumer.getmany(timeout_ms=int(left * 1000) + 1,
-                                               max_records=self.settings.sink_batch_rows - len(records))  # fmt: skip
+            wanted = self.settings.sink_batch_rows - len(records)
+            got = await self._consumer.getmany(timeout_ms=int(left * 1000) + 1, max_records=wanted)
             for part in got.values():
                 records.extend(part)
         return records
@@ -140,7 +142,9 @@ class KafkaSink:
     def _advance(self, batch: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         for record in batch:
             key = (record.topic, record.partition)
-            self.progress.positions[key] = max(self.progress.positions.get(key, 0), record.offset + 1)
+            self.progress.positions[key] = max(
+                self.progress.positions.get(key, 0), record.offset + 1
+            )
 
     async def caught_up(self, ends: dict[TopicPartition, int]) -> bool:
         """Whether everything up to `ends` is stored (committed after its batch)."""

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-_SAFE_ASCII = frozenset(range(0x20, 0x7F)) - {ord("'"), ord("\\")}
+_SPACE, _DEL = 0x20, 0x7F
+_SAFE_ASCII = frozenset(range(_SPACE, _DEL)) - {ord("'"), ord("\\")}
 
 
 def _escape_bytes(raw: bytes) -> str:
@@ -22,15 +23,31 @@ def _escape_bytes(raw: bytes) -> str:
 
 def _escape_text(text: str) -> str:
     # Non-ASCII characters stay as they are: the SQL text is sent as UTF-8.
-    return "".join(
-        f"\\x{ord(c):02x}" if ord(c) < 0x20 or c in "'\\" or ord(c) == 0x7F else c for c in text
-    )
+    return "".join(_escape_char(c) for c in text)
+
+
+def _escape_char(char: str) -> str:
+    code = ord(char)
+    if code < _SPACE or code == _DEL or char in _QUOTING:
+        return f"\\x{code:02x}"
+    return char
+
+
+_QUOTING = frozenset("'\\")
 
 
 def _datetime(value: datetime) -> str:
     if value.tzinfo is None:
         raise ValueError("naive datetime: every instant carries its offset")
     return value.astimezone(UTC).strftime("'%Y-%m-%d %H:%M:%S.%f'")[:-4] + "'"
+
+
+def _float(value: float) -> str:
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return repr(value)
 
 
 def literal(value: Any) -> str:  # noqa: PLR0911  # one branch a type reads best
@@ -42,8 +59,7 @@ def literal(value: Any) -> str:  # noqa: PLR0911  # one branch a type reads best
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ("nan" if math.isnan(value) else
-                                                        ("inf" if value > 0 else "-inf"))  # fmt: skip
+        return _float(value)
     if isinstance(value, str):
         return f"'{_escape_text(value)}'"
     if isinstance(value, bytes | bytearray | memoryview):

@@ -74,7 +74,9 @@ def apply_event(state: VisitState | None, event: Event) -> Applied:
     """Fold one valid event of a visit into its state."""
     best_if_first = event if isinstance(event, UpsertEvent) else None
     if state is None:
-        return Applied(VisitState(frozenset({event.event_id}), event, best_if_first, 1), False, True)
+        return Applied(
+            VisitState(frozenset({event.event_id}), event, best_if_first, 1), False, True
+        )
     winner = event if _better(event, state.winner) else state.winner
     best = state.best_upsert
     if isinstance(event, UpsertEvent) and _better(event, best):

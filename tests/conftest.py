@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 
 @pytest.fixture(autouse=True)
-def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     # A VIZITA_* variable in the developer's shell must not change what a test sees.
     import os
 
     for name in list(os.environ):
         if name.startswith("VIZITA_"):
             monkeypatch.delenv(name)
-    yield
 
 
 @pytest.fixture

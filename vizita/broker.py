@@ -108,7 +108,9 @@ class LocalBroker:
         (self.work_dir / "logs").mkdir(parents=True)
         config = self.work_dir / "server.properties"
         config.write_text(_server_properties(self.work_dir / "data", self.port, controller_port))
-        self._java(jars, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(config))
+        self._java(
+            jars, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(config)
+        )
         self._process = self._spawn(jars, "kafka.Kafka", str(config))
         self._wait_ready(timeout)
         log.info("kafka.started", bootstrap=self.bootstrap, version=KAFKA_VERSION)
@@ -133,7 +135,9 @@ class LocalBroker:
     def _spawn(self, jars: Path, main: str, *args: str) -> subprocess.Popen[bytes]:
         out = (self.work_dir / "logs" / "stdout.log").open("wb")
         return subprocess.Popen(  # noqa: S603  # argv built here, no shell
-            self._command(jars, main, *args), stdout=out, stderr=subprocess.STDOUT,
+            self._command(jars, main, *args),
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C in the terminal reaches us, not the JVM
         )
 

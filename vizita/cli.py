@@ -52,7 +52,11 @@ def main(ctx: click.Context, log_level: str | None, log_format: str | None) -> N
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @click.pass_context
 def replay(
-    ctx: click.Context, file: Path, store_url: str | None, kafka_bootstrap: str | None, as_json: bool
+    ctx: click.Context,
+    file: Path,
+    store_url: str | None,
+    kafka_bootstrap: str | None,
+    as_json: bool,
 ) -> None:
     """Publish FILE (JSONL), process and store all of it, print a summary."""
     from sinks.store import open_store
@@ -111,7 +115,9 @@ def worker(
     settings = _start(ctx, store_url=store_url, kafka_bootstrap=kafka_bootstrap)
     if not settings.kafka_bootstrap:
         raise click.UsageError("worker needs --bootstrap or VIZITA_KAFKA_BOOTSTRAP")
-    store = None if no_sink else open_store(settings.store_url.get_secret_value(), settings.database)
+    store = (
+        None if no_sink else open_store(settings.store_url.get_secret_value(), settings.database)
+    )
     if store is not None:
         migrate(store)
     prepare_topics(settings)
@@ -137,7 +143,8 @@ async def _run_until_signalled(pipeline: Any) -> None:
 @click.option("--seed", type=int, default=7, show_default=True)
 def simulate(out: Path, days: int, per_day: int, seed: int) -> None:
     """Write a realistic, messy stream of visit payloads to a JSONL file."""
-    from producers.simulator import SimulationConfig, simulate as run_simulation, write_jsonl
+    from producers.simulator import SimulationConfig, write_jsonl
+    from producers.simulator import simulate as run_simulation
 
     config = SimulationConfig(seed=seed, days=days, visits_per_day=per_day)
     count = write_jsonl(run_simulation(config), out)

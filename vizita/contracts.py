@@ -9,6 +9,7 @@ and never raises.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -24,7 +26,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
 )
-from pydantic_core import ErrorDetails
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 # --- topics -------------------------------------------------------------------------
 
@@ -127,6 +129,34 @@ OUTCOMES: tuple[str, ...] = Outcome.__args__  # type: ignore[attr-defined]  # as
 # --- the event (SPEC §1) ---------------------------------------------------------------
 
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")]
+
+_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _iso_8601_only(value: Any) -> Any:
+    # Parsed here because pydantic would also read "1711877400" as a Unix timestamp;
+    # SPEC §1 wants ISO-8601. Non-strings go on to fail the strict type check.
+    if not isinstance(value, str):
+        return value
+    try:
+        if not _ISO_DATETIME.match(value):
+            raise ValueError(value)
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "datetime_parsing", "Input should be an ISO-8601 datetime"
+        ) from None
+
+
+def _schema_version_1(value: int) -> int:
+    # A Literal[1] would compare by equality and let `true` and `1.0` through.
+    if value != 1:
+        raise PydanticCustomError("unsupported_schema_version", "Only schema_version 1 exists")
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_8601_only)]
+SchemaVersion = Annotated[int, AfterValidator(_schema_version_1)]
 MAX_LIST_ITEMS = 16
 
 
@@ -146,16 +176,16 @@ class _EventBase(BaseModel):
     # dropping them keeps anything a form adds (a name, say) out of the store.
     model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
 
-    schema_version: Literal[1]
+    schema_version: SchemaVersion
     event_id: Id
     visit_id: Id
     revision: int = Field(ge=1, le=2**31 - 1)
-    submitted_at: AwareDatetime
+    submitted_at: Instant
 
 
 class UpsertEvent(_EventBase):
     op: Literal["upsert"]
-    occurred_at: AwareDatetime
+    occurred_at: Instant
     municipality: Municipality
     facility_id: Id | None
     nurse_id: Id
@@ -174,7 +204,7 @@ class VoidEvent(_EventBase):
     must still follow the rules (a careful validator does not store bad data)."""
 
     op: Literal["void"]
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Instant | None = None
     municipality: Municipality | None = None
     facility_id: Id | None = None
     nurse_id: Id | None = None
@@ -242,11 +272,14 @@ _TYPE_ERRORS = {
 _DATETIME_ERRORS = {"datetime_parsing", "datetime_from_date_parsing", "datetime_object_invalid"}
 _RANGE_ERRORS = {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}
 _ID_ERRORS = {"string_pattern_mismatch", "string_too_long", "string_too_short"}
+_MAX_DETAIL = 120
 _CODE_FIELDS = {"municipality", "visit_type", "outcome", "op"}
 
 
 def _field_path(error: ErrorDetails) -> str:
     # Union branches add the tag ("upsert"/"void") as the first location item.
+    if error["type"] in {"union_tag_invalid", "union_tag_not_found"}:
+        return "op"  # the discriminator: pydantic reports it at the payload's root
     loc = [str(part) for part in error["loc"]]
     if loc and loc[0] in ("upsert", "void"):
         loc = loc[1:]
@@ -256,17 +289,17 @@ def _field_path(error: ErrorDetails) -> str:
 def _reason_for(error: ErrorDetails, path: str) -> Reason:  # noqa: PLR0911  # a flat lookup reads best
     kind = error["type"]
     top = path.split(".", 1)[0]
-    if kind == "missing" or kind == "union_tag_not_found":
+    if kind in {"missing", "union_tag_not_found"}:
         return Reason.MISSING_FIELD
     if kind == "json_invalid":
         return Reason.NOT_JSON
-    if kind in ("model_attributes_type", "union_tag_invalid") and not path:
-        return Reason.NOT_OBJECT if kind == "model_attributes_type" else Reason.UNKNOWN_CODE
+    if kind == "model_attributes_type" and not path:
+        return Reason.NOT_OBJECT
     if kind == "union_tag_invalid":
         return Reason.UNKNOWN_CODE
+    if kind == "unsupported_schema_version":
+        return Reason.UNSUPPORTED_SCHEMA_VERSION
     if kind == "literal_error":
-        if top == "schema_version":
-            return Reason.UNSUPPORTED_SCHEMA_VERSION
         return Reason.UNKNOWN_CODE if top in _CODE_FIELDS else Reason.UNKNOWN_LIST_ITEM
     if kind == "timezone_aware":
         return Reason.MISSING_UTC_OFFSET
@@ -285,12 +318,15 @@ def _rejection_from(exc: ValidationError) -> Rejection:
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]
     path = _field_path(first)
-    message = first["msg"] if len(first["msg"]) <= 120 else first["msg"][:117] + "..."
+    message = first["msg"]
+    if len(message) > _MAX_DETAIL:  # the list of 38 codes says nothing a reader needs
+        message = message[: _MAX_DETAIL - 3] + "..."
     return Rejection(_reason_for(first, path), path, f"{path or 'payload'}: {message}")
 
 
 def _clock_rejection(event: UpsertEvent | VoidEvent) -> Rejection | None:
-    if event.occurred_at is None or event.occurred_at <= event.submitted_at + MAX_CLOCK_SKEW:
+    # A difference, not submitted_at + 10 min: that could overflow at datetime.max.
+    if event.occurred_at is None or event.occurred_at - event.submitted_at <= MAX_CLOCK_SKEW:
         return None
     return Rejection(
         Reason.OCCURRED_AFTER_SUBMITTED,
@@ -303,7 +339,7 @@ def validate_payload(payload: bytes) -> Validation:
     """Check one raw payload against SPEC §1. Never raises."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         return Rejection(Reason.TOO_LARGE, "", f"payload: {len(payload)} bytes > 64 KiB")
-    if not payload.lstrip()[:1] == b"{":
+    if payload.lstrip()[:1] != b"{":
         # Cheap check first; pydantic would call a JSON list "not an object" anyway,
         # but bytes that are no JSON at all should say so.
         return _rejection_for_non_object(payload)

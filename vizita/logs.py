@@ -10,8 +10,12 @@ import structlog
 
 # Their INFO is a flood. kafka-python's warnings are too: the broker probe and the
 # offset look-ups log every expected retry, so it shows errors only.
-_QUIET = {"faust": logging.WARNING, "mode": logging.WARNING, "aiokafka": logging.WARNING,
-          "kafka": logging.ERROR}
+_QUIET = {
+    "faust": logging.WARNING,
+    "mode": logging.WARNING,
+    "aiokafka": logging.WARNING,
+    "kafka": logging.ERROR,
+}
 
 
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:

@@ -66,12 +66,12 @@ class Pipeline:
     def _stage_done(self, ends: dict[int, int], before: dict[int, int]) -> bool:
         assert self.stats is not None
         positions = self.stats.positions
-        return all(
-            end <= before.get(p, 0) or positions.get(p, 0) >= end for p, end in ends.items()
-        )
+        return all(end <= before.get(p, 0) or positions.get(p, 0) >= end for p, end in ends.items())
 
     async def _ends(self, topic: str) -> dict[int, int]:
-        return await asyncio.to_thread(end_offsets, bootstrap_of(self.settings), self.settings.topic(topic))
+        return await asyncio.to_thread(
+            end_offsets, bootstrap_of(self.settings), self.settings.topic(topic)
+        )
 
     async def wait_until_stored(self, before: dict[int, int], poll: float = 0.2) -> None:
         """Wait until every `visits` message past `before` is processed and all that
@@ -88,5 +88,5 @@ class Pipeline:
             for partition, end in (await self._ends(topic)).items():
                 outputs[TopicPartition(self.settings.topic(topic), partition)] = end
         assert self.sink is not None, "waiting for the store needs the sink in this process"
-        while not await self.sink.caught_up(outputs):
+        while not await self.sink.caught_up(outputs):  # noqa: ASYNC110  # polls the broker
             await asyncio.sleep(poll)

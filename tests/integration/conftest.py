@@ -35,9 +35,7 @@ def unique(prefix: str) -> str:
 
 
 @pytest.fixture
-def make_settings(
-    kafka: LocalBroker, chdb_url: str, tmp_path: Path
-) -> Callable[..., Settings]:
+def make_settings(kafka: LocalBroker, chdb_url: str, tmp_path: Path) -> Callable[..., Settings]:
     """Settings with this test's own topics, consumer groups and database."""
     name = unique("t")
 

@@ -58,7 +58,9 @@ def stored_dead_letters(store: Store) -> Counter[str]:
     return Counter(row["h"] for row in rows)
 
 
-def test_messy_stream_leaves_one_row_per_visit(settings: Settings, store: Store, tmp_path: Path) -> None:
+def test_messy_stream_leaves_one_row_per_visit(
+    settings: Settings, store: Store, tmp_path: Path
+) -> None:
     lines = simulate(MESSY)
     path = tmp_path / "messy.jsonl"
     write_jsonl(lines, path)
@@ -89,8 +91,11 @@ def test_shuffled_stream_gives_the_same_tables(
     shuffled = random.Random(5).sample(lines, len(lines))
     results = []
     for name, ordered in (("arrival", lines), ("shuffled", shuffled)):
-        settings = make_settings(topic_prefix=f"{tmp_path.name}.{name}.",
-                                 app_id=f"{tmp_path.name}-{name}", database=f"{name}_{tmp_path.name[-8:]}")  # fmt: skip
+        settings = make_settings(
+            topic_prefix=f"{tmp_path.name}.{name}.",
+            app_id=f"{tmp_path.name}-{name}",
+            database=f"{name}_{tmp_path.name[-8:]}",
+        )
         path = tmp_path / f"{name}.jsonl"
         write_jsonl(ordered, path)
         store = open_store(settings.store_url.get_secret_value(), settings.database)
@@ -101,7 +106,9 @@ def test_shuffled_stream_gives_the_same_tables(
     assert len(results[0][0]) > 500
 
 
-def test_bad_bytes_never_stop_the_pipeline(settings: Settings, store: Store, tmp_path: Path) -> None:
+def test_bad_bytes_never_stop_the_pipeline(
+    settings: Settings, store: Store, tmp_path: Path
+) -> None:
     good = simulate(SimulationConfig(seed=3, start=date(2026, 2, 2), days=2, visits_per_day=10,
                                      invalid_share=0.0, duplicate_share=0.0))  # fmt: skip
     bad = [b"\xff\xfe\x00garbage", b"{" * 70_000, b'{"visit_id": "v-x", "revision": "7"}',
@@ -127,11 +134,12 @@ def test_cli_replay_prints_the_summary(settings: Settings, tmp_path: Path) -> No
     write_jsonl(lines, path)
     env = {"VIZITA_TOPIC_PREFIX": settings.topic_prefix, "VIZITA_APP_ID": settings.app_id,
            "VIZITA_DATA_DIR": str(tmp_path / "cli-data"), "PATH": "/usr/bin:/bin"}  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-m", "vizita", "replay", str(path), "--json",
-         "--store", f"chdb://{tmp_path / 'cli-store'}", "--bootstrap", settings.kafka_bootstrap or ""],
-        capture_output=True, text=True, env=env, timeout=240, check=False,
-    )  # fmt: skip
+    command = [sys.executable, "-m", "vizita", "replay", str(path), "--json",
+               "--store", f"chdb://{tmp_path / 'cli-store'}",
+               "--bootstrap", settings.kafka_bootstrap or ""]  # fmt: skip
+    done = subprocess.run(  # noqa: S603  # our own command line, built above
+        command, capture_output=True, text=True, env=env, timeout=240, check=False
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     expected, invalid = expected_visits(lines)

@@ -26,7 +26,9 @@ def _dead_letter(payload: bytes, source: str) -> tuple[object, ...]:
     return (NOW, "not_json", "", "payload: not valid JSON", payload, source)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(payload=st.binary(max_size=300), detail=st.text(max_size=50))
 def test_any_bytes_and_text_round_trip(store: Store, payload: bytes, detail: str) -> None:
     source = f"test/{payload.hex()[:40]}/{len(payload)}/{detail.encode().hex()[:40]}"
@@ -48,7 +50,7 @@ def test_a_retried_batch_is_stored_once(store: Store) -> None:
 
 
 def _visit(version: int, day: date) -> tuple[object, ...]:
-    values = {name: None for name in VISIT_COLUMNS}
+    values = dict.fromkeys(VISIT_COLUMNS)
     values.update(
         visit_id="v1", event_id=f"e{version}", schema_version=1, revision=version, op="upsert",
         submitted_at=NOW, municipality="prizren", topics=[], risk_flags=[], referrals=[],

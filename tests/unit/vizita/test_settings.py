@@ -1,0 +1,44 @@
+"""One frozen Settings: options over environment over config/vizita.yaml over defaults."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from vizita.settings import Settings
+
+
+def test_yaml_supplies_values() -> None:
+    assert Settings().app_id == "vizita"  # config/vizita.yaml
+
+
+def test_environment_beats_yaml_and_options_beat_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("VIZITA_PARTITIONS", "2")
+    monkeypatch.setenv("VIZITA_KAFKA_BOOTSTRAP", "127.0.0.1:9999")
+    monkeypatch.setenv("VIZITA_STORE_URL", "clickhouse://u:secret@db:9000/vizita")
+    settings = Settings()
+    assert (settings.partitions, settings.kafka_bootstrap) == (2, "127.0.0.1:9999")
+    assert Settings(partitions=8).partitions == 8
+
+
+def test_secrets_do_not_print(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIZITA_STORE_URL", "clickhouse://u:secret@db:9000/vizita")
+    settings = Settings()
+    assert "secret" not in repr(settings)
+    assert "secret" in settings.store_url.get_secret_value()
+
+
+def test_settings_are_frozen_and_strict() -> None:
+    settings = Settings()
+    with pytest.raises(ValidationError):
+        settings.partitions = 3  # type: ignore[misc]  # the point: frozen
+    with pytest.raises(ValidationError):
+        Settings(partitions=0)
+    with pytest.raises(ValidationError):
+        Settings(no_such_setting=1)  # type: ignore[call-arg]  # the point: unknown keys fail
+
+
+def test_topics_take_the_prefix() -> None:
+    assert Settings(topic_prefix="t1.").topic("visits") == "t1.visits"
