@@ -11,15 +11,15 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
-    BeforeValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -130,7 +130,15 @@ OUTCOMES: tuple[str, ...] = Outcome.__args__  # type: ignore[attr-defined]  # as
 
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")]
 
-_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+# Date, time, optional seconds and fraction, then Z or a ±hh:mm offset; a missing
+# offset passes here so that it is reported as missing_utc_offset.
+_ISO_DATETIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}([.,]\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?$"
+)
+# Instants outside these years are no visit; the bounds also keep day arithmetic
+# (local_day, +10 minutes) far from datetime's own limits.
+_EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+_LATEST = datetime(3000, 1, 1, tzinfo=UTC)
 
 
 def _iso_8601_only(value: Any) -> Any:
@@ -141,11 +149,14 @@ def _iso_8601_only(value: Any) -> Any:
     try:
         if not _ISO_DATETIME.match(value):
             raise ValueError(value)
-        return datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value)
     except ValueError:
         raise PydanticCustomError(
             "datetime_parsing", "Input should be an ISO-8601 datetime"
         ) from None
+    if moment.tzinfo is not None and not _EARLIEST <= moment < _LATEST:
+        raise PydanticCustomError("less_than", "Input should be between 1900 and 2999")
+    return moment
 
 
 def _schema_version_1(value: int) -> int:
