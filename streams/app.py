@@ -5,7 +5,7 @@ Topology (stage 1, keyed by `visit_id`):
 
     visits ──validate──┬─ invalid ──────────────────────────────▶ visits-dlq (original bytes)
                        ├─ wrong key ─ re-keyed by visit_id ─────▶ visits
-                       └─ valid ── visit-state table (winner) ──▶ visits-effective (on change)
+                       └─ valid ── visit-state table (winner) ──▶ visits-effective (its row)
 """
 
 from __future__ import annotations
@@ -70,6 +70,8 @@ def build_app(settings: Settings) -> VisitStage:
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
         producer_acks=-1,
+        # Batch sends a little: one produce request per event is the main cost otherwise.
+        producer_linger=0.005,
         stream_wait_empty=False,
     )
     stats = StreamStats()
@@ -113,8 +115,10 @@ def _wire(app: faust.App, settings: Settings, stats: StreamStats) -> None:
         stored = states.get(visit_id)
         applied = apply_event(state_from_json(stored) if stored else None, result.event)
         states[visit_id] = state_to_json(applied.state)
-        if applied.changed:
-            await effective.send(key=visit_id.encode(), value=change_message(applied.state))
+        # Sent even when nothing changed: after a crash the state may be ahead of what
+        # reached the topic (both are flushed before a commit, but not atomically), so
+        # re-processing must re-send. Versioned rows make the repeat harmless.
+        await effective.send(key=visit_id.encode(), value=change_message(applied.state))
         return "duplicate" if applied.duplicate else "valid"
 
     @app.agent(visits, name="revisions")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 import shutil
 import signal
 import socket
@@ -182,15 +183,24 @@ class LocalBroker:
 
 
 def _cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):  # the storage tool would read it as an option
+            return cluster_id
 
 
 def _answers(bootstrap: str) -> bool:
+    # kafka-python logs every refused connection as an error; here they are expected.
+    client_log = logging.getLogger("kafka")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)
     try:
         with _admin(bootstrap, timeout_ms=2000) as admin:
             admin.list_topics()
     except (KafkaError, OSError):
         return False
+    finally:
+        client_log.setLevel(level)
     return True
 
 

@@ -22,3 +22,11 @@ def test_server_properties_are_kraft_on_loopback(tmp_path: Path) -> None:
     assert props["listeners"] == "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"
     assert props["auto.create.topics.enable"] == "false"  # topics are created on purpose
     assert props["log.dirs"] == str(tmp_path)
+
+
+def test_cluster_ids_never_look_like_options() -> None:
+    from vizita.broker import _cluster_id
+
+    ids = [_cluster_id() for _ in range(2000)]  # about 1 in 64 would start with "-"
+    assert not any(cluster_id.startswith("-") for cluster_id in ids)
+    assert all(len(cluster_id) == 22 for cluster_id in ids)
