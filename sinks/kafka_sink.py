@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +19,16 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from sinks.errors import StoreUnavailable
-from sinks.schema import DEAD_LETTER_COLUMNS, DEAD_LETTERS, VISIT_COLUMNS, VISITS
+from sinks.schema import (
+    ALERT_COLUMNS,
+    ALERTS,
+    DEAD_LETTER_COLUMNS,
+    DEAD_LETTERS,
+    INDICATOR_COLUMNS,
+    INDICATOR_VALUES,
+    VISIT_COLUMNS,
+    VISITS,
+)
 from sinks.store import Store
 from streams.revisions import row_from_message
 from vizita.contracts import (
@@ -27,10 +36,16 @@ from vizita.contracts import (
     DLQ_HEADER_FIELD,
     DLQ_HEADER_REASON,
     DLQ_HEADER_SOURCE,
+    TOPIC_ALERTS,
+    TOPIC_INDICATORS,
     TOPIC_VISITS_DLQ,
     TOPIC_VISITS_EFFECTIVE,
+    Alert,
+    IndicatorValue,
 )
 from vizita.settings import Settings
+
+SINK_TOPICS = (TOPIC_VISITS_EFFECTIVE, TOPIC_VISITS_DLQ, TOPIC_INDICATORS, TOPIC_ALERTS)
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +56,19 @@ def visit_row_values(value: bytes) -> tuple[Any, ...]:
     """The `visits` row of one `visits-effective` message, in column order."""
     row = row_from_message(value)
     return tuple(row[column] for column in VISIT_COLUMNS)
+
+
+def indicator_row_values(value: bytes) -> tuple[Any, ...]:
+    """An `indicator_values` row; the newest computation of a key wins."""
+    row = IndicatorValue.model_validate_json(value)
+    version = int(row.computed_at.timestamp() * 1_000_000)
+    data = row.model_dump()
+    return tuple(version if c == "version" else data[c] for c in INDICATOR_COLUMNS)
+
+
+def alert_row_values(value: bytes) -> tuple[Any, ...]:
+    data = Alert.model_validate_json(value).model_dump()
+    return tuple(data[c] for c in ALERT_COLUMNS)
 
 
 def _header(record: ConsumerRecord[bytes, bytes], name: str) -> str:
@@ -72,10 +100,19 @@ class KafkaSink:
         self.settings = settings
         self.store = store
         self.progress = SinkProgress()
-        self._effective = settings.topic(TOPIC_VISITS_EFFECTIVE)
-        self._dlq = settings.topic(TOPIC_VISITS_DLQ)
+        # topic name -> (table, columns, row maker)
+        self._routes: dict[str, tuple[str, tuple[str, ...], Callable[[Any], tuple[Any, ...]]]] = {
+            settings.topic(TOPIC_VISITS_EFFECTIVE): (VISITS, VISIT_COLUMNS, visit_row_values),
+            settings.topic(TOPIC_VISITS_DLQ): (DEAD_LETTERS, DEAD_LETTER_COLUMNS, dead_letter_row),
+            settings.topic(TOPIC_INDICATORS): (
+                INDICATOR_VALUES,
+                INDICATOR_COLUMNS,
+                indicator_row_values,
+            ),
+            settings.topic(TOPIC_ALERTS): (ALERTS, ALERT_COLUMNS, alert_row_values),
+        }
         self._consumer = AIOKafkaConsumer(
-            self._effective, self._dlq,
+            *self._routes,
             bootstrap_servers=settings.kafka_bootstrap, group_id=f"{settings.app_id}-sink",
             enable_auto_commit=False, auto_offset_reset="earliest",
             max_poll_records=settings.sink_batch_rows,
@@ -113,18 +150,17 @@ class KafkaSink:
         return records
 
     def _rows(self, batch: Sequence[ConsumerRecord[bytes, bytes]]) -> Rows:
-        rows: Rows = {VISITS: [], DEAD_LETTERS: []}
+        rows: Rows = defaultdict(list)
         for record in batch:
-            if record.topic == self._effective and record.value is not None:
-                rows[VISITS].append(visit_row_values(record.value))
-            elif record.topic == self._dlq:
-                rows[DEAD_LETTERS].append(dead_letter_row(record))
+            table, _, make = self._routes[record.topic]
+            if record.value is not None:
+                # Dead letters keep their headers, so they take the whole record.
+                rows[table].append(make(record if table == DEAD_LETTERS else record.value))
         return rows
 
     async def _store(self, batch: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        rows = self._rows(batch)
-        columns = {VISITS: VISIT_COLUMNS, DEAD_LETTERS: DEAD_LETTER_COLUMNS}
-        for table, table_rows in rows.items():
+        columns = {table: cols for table, cols, _ in self._routes.values()}
+        for table, table_rows in self._rows(batch).items():
             await self._write_with_retry(table, columns[table], table_rows)
             self.progress.rows[table] += len(table_rows)
 

@@ -1,46 +1,81 @@
-"""The Faust app: wiring only. Validation is `vizita.contracts`, the maths is
-`streams.revisions`; here they meet the topics and the changelog-backed table.
+"""The Faust app: wiring only. Validation is `vizita.contracts`; the maths is in
+`streams.revisions`, `streams.indicators`, `streams.rollup` and `streams.alerts`;
+here they meet the topics and the changelog-backed tables.
 
-Topology (stage 1, keyed by `visit_id`):
+Stage 1, keyed by `visit_id` over `partitions` partitions:
 
-    visits ──validate──┬─ invalid ──────────────────────────────▶ visits-dlq (original bytes)
-                       ├─ wrong key ─ re-keyed by visit_id ─────▶ visits
-                       └─ valid ── visit-state table (winner) ──▶ visits-effective (its row)
+    visits ──validate──┬─ invalid ───────────────────────────────▶ visits-dlq (original bytes)
+                       ├─ wrong key ── re-keyed by visit_id ─────▶ visits
+                       └─ valid ── visit-state (winner) ─┬───────▶ visits-effective (its row)
+                                                          └───────▶ visit-contributions
+Stage 2, one partition (all 39 scopes in one place, see README):
+
+    visit-contributions ── visit-entries (LWW by version) ── rollup ──▶ indicators
+                       └── ticks (clock) ─────────────── alert-state ──▶ alerts
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import faust
 from faust.types import EventT, StreamT
 
-from streams.revisions import apply_event, change_message, state_from_json, state_to_json
+from streams.alerts import ALERT_WINDOW, Reading, Target, Targets, load_targets, next_state
+from streams.indicators import Value, contribution
+from streams.revisions import (
+    VisitState,
+    apply_event,
+    change_message,
+    state_from_json,
+    state_to_json,
+)
+from streams.rollup import Entry, Rollup, supersedes
 from vizita.contracts import (
     DLQ_HEADER_DETAIL,
     DLQ_HEADER_FIELD,
     DLQ_HEADER_REASON,
     DLQ_HEADER_SOURCE,
+    LOCAL_TZ,
+    MUNICIPALITIES,
+    TOPIC_ALERTS,
+    TOPIC_INDICATORS,
+    TOPIC_VISIT_CONTRIBUTIONS,
     TOPIC_VISITS,
     TOPIC_VISITS_DLQ,
     TOPIC_VISITS_EFFECTIVE,
+    Alert,
+    IndicatorValue,
     Rejection,
+    UpsertEvent,
+    VoidEvent,
+    local_day,
     validate_payload,
 )
 from vizita.settings import Settings
 
-STAGE_TOPICS = (TOPIC_VISITS, TOPIC_VISITS_DLQ, TOPIC_VISITS_EFFECTIVE)
+# topic -> partitions (None: the settings' number)
+STAGE_TOPICS: dict[str, int | None] = {
+    TOPIC_VISITS: None, TOPIC_VISITS_DLQ: None, TOPIC_VISITS_EFFECTIVE: None,
+    TOPIC_VISIT_CONTRIBUTIONS: 1, TOPIC_INDICATORS: None, TOPIC_ALERTS: None,
+}  # fmt: skip
 
 
 @dataclass
 class StreamStats:
-    """What the stage has done since it started; `vizita replay` reads it in-process."""
+    """What the stages have done since they started; `vizita replay` reads it in-process."""
 
     counts: Counter[str] = field(default_factory=Counter)
     # partition -> next offset to process, of the `visits` topic
     positions: dict[int, int] = field(default_factory=dict)
+    # stage 2: the next offset to process, and the offset up to which all is computed
+    contributions_position: int = 0
+    settled_position: int = 0
 
     def done(self, partition: int, offset: int, outcome: str) -> None:
         self.counts[outcome] += 1
@@ -48,12 +83,12 @@ class StreamStats:
 
 
 @dataclass
-class VisitStage:
+class Pipelines:
     app: faust.App
     stats: StreamStats
 
 
-def build_app(settings: Settings) -> VisitStage:
+def build_app(settings: Settings) -> Pipelines:
     if settings.kafka_bootstrap is None:
         raise ValueError("the stream needs a Kafka bootstrap address")
     datadir = settings.data_dir / "faust" / settings.app_id
@@ -65,6 +100,7 @@ def build_app(settings: Settings) -> VisitStage:
         store="memory://",
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
+        table_standby_replicas=0,
         web_enabled=False,
         datadir=str(datadir),
         consumer_auto_offset_reset="earliest",
@@ -75,19 +111,44 @@ def build_app(settings: Settings) -> VisitStage:
         stream_wait_empty=False,
     )
     stats = StreamStats()
-    _wire(app, settings, stats)
-    return VisitStage(app, stats)
+    topics = _Topics(app, settings)
+    _wire_revisions(app, settings, topics, stats)
+    _wire_indicators(app, settings, topics, stats, load_targets(Path(settings.targets_file)))
+    return Pipelines(app, stats)
 
 
-def _raw_topic(app: faust.App, settings: Settings, name: str) -> Any:
-    return app.topic(settings.topic(name), key_serializer="raw", value_serializer="raw",
-                     partitions=settings.partitions)  # fmt: skip
+class _Topics:
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        def raw(name: str) -> Any:
+            partitions = STAGE_TOPICS[name] or settings.partitions
+            return app.topic(settings.topic(name), key_serializer="raw",
+                             value_serializer="raw", partitions=partitions)  # fmt: skip
+
+        self.visits, self.dlq = raw(TOPIC_VISITS), raw(TOPIC_VISITS_DLQ)
+        self.effective = raw(TOPIC_VISITS_EFFECTIVE)
+        self.contributions = raw(TOPIC_VISIT_CONTRIBUTIONS)
+        self.indicators, self.alerts = raw(TOPIC_INDICATORS), raw(TOPIC_ALERTS)
 
 
-def _wire(app: faust.App, settings: Settings, stats: StreamStats) -> None:
-    visits = _raw_topic(app, settings, TOPIC_VISITS)
-    dlq = _raw_topic(app, settings, TOPIC_VISITS_DLQ)
-    effective = _raw_topic(app, settings, TOPIC_VISITS_EFFECTIVE)
+# --- stage 1 ----------------------------------------------------------------------------------
+
+
+def contribution_message(state: VisitState, event: UpsertEvent | VoidEvent) -> bytes:
+    """Stage 2's view of a visit after this event, and the day this event (even a
+    superseded upsert) adds to the range of days indicators are produced for."""
+    row = state.row
+    winner = state.winner
+    item = contribution(winner) if isinstance(winner, UpsertEvent) else None
+    entry = Entry(state.version, row["municipality"], row["local_day"], item)
+    seen = local_day(event.occurred_at) if isinstance(event, UpsertEvent) else None
+    return json.dumps(
+        {"entry": entry.to_json(), "seen": seen.isoformat() if seen else None}
+    ).encode()
+
+
+def _wire_revisions(
+    app: faust.App, settings: Settings, topics: _Topics, stats: StreamStats
+) -> None:
     # JSON keys and values (Faust's default codec); one entry per visit_id.
     states = app.Table("visit-state", default=None, partitions=settings.partitions)
 
@@ -99,7 +160,9 @@ def _wire(app: faust.App, settings: Settings, stats: StreamStats) -> None:
                    (DLQ_HEADER_DETAIL, rejection.detail.encode()),
                    (DLQ_HEADER_SOURCE, source.encode())]  # fmt: skip
         # The original timestamp travels along, so a retried dead letter is identical.
-        await dlq.send(key=msg.key, value=msg.value, headers=headers, timestamp=msg.timestamp)
+        await topics.dlq.send(
+            key=msg.key, value=msg.value, headers=headers, timestamp=msg.timestamp
+        )
 
     async def handle(event: EventT[Any]) -> str:
         msg = event.message
@@ -110,19 +173,162 @@ def _wire(app: faust.App, settings: Settings, stats: StreamStats) -> None:
         visit_id = result.event.visit_id
         if msg.key != visit_id.encode():
             # A visit's revisions must meet in one partition; send it where it belongs.
-            await visits.send(key=visit_id.encode(), value=msg.value, timestamp=msg.timestamp)
+            await topics.visits.send(
+                key=visit_id.encode(), value=msg.value, timestamp=msg.timestamp
+            )
             return "rekeyed"
         stored = states.get(visit_id)
         applied = apply_event(state_from_json(stored) if stored else None, result.event)
         states[visit_id] = state_to_json(applied.state)
         # Sent even when nothing changed: after a crash the state may be ahead of what
-        # reached the topic (both are flushed before a commit, but not atomically), so
+        # reached the topics (all are flushed before a commit, but not atomically), so
         # re-processing must re-send. Versioned rows make the repeat harmless.
-        await effective.send(key=visit_id.encode(), value=change_message(applied.state))
+        key = visit_id.encode()
+        await topics.effective.send(key=key, value=change_message(applied.state))
+        await topics.contributions.send(
+            key=key, value=contribution_message(applied.state, result.event)
+        )
         return "duplicate" if applied.duplicate else "valid"
 
-    @app.agent(visits, name="revisions")
+    @app.agent(topics.visits, name="revisions")
     async def revisions(stream: StreamT[Any]) -> None:
         async for event in stream.events():
             outcome = await handle(event)
             stats.done(event.message.partition, event.message.offset, outcome)
+
+
+# --- stage 2 ----------------------------------------------------------------------------------
+
+
+class _IndicatorStage:
+    """Stage 2. Its tables are the truth; the rollup is derived from them and rebuilt
+    after every rebalance (and so after a restart)."""
+
+    def __init__(self, app: faust.App, topics: _Topics, targets: Targets) -> None:
+        self.topics, self.targets = topics, targets
+        self.entries = app.Table("visit-entries", default=None, partitions=1)
+        self.days = app.Table("days-seen", default=None, partitions=1)
+        self.alert_states = app.Table("alert-state", default=None, partitions=1)
+        self.rollup = Rollup()
+        self.generation = 0  # bumped by every rebalance
+        self.built = -1  # the generation the rollup was rebuilt for
+        self.range: tuple[date, date] | None = None  # (first day, clock day) last computed
+
+    async def rebuild_if_needed(self) -> None:
+        if self.built == self.generation:
+            return
+        self.rollup.rebuild(Entry.from_json(value) for value in self.entries.values() if value)
+        self.built, self.range = self.generation, None
+        # The alerts table may have missed the last transitions before a crash: resend them.
+        for value in self.alert_states.values():
+            if value and value.get("alert"):
+                await self._send_alert(value["alert"])
+
+    def on_contribution(self, visit_id: str, message: dict[str, Any]) -> None:
+        entry = Entry.from_json(message["entry"])
+        stored = self.entries.get(visit_id)
+        old = Entry.from_json(stored) if stored else None
+        if supersedes(entry, old):
+            self.rollup.replace(old, entry)
+            self.entries[visit_id] = entry.to_json()
+        if message["seen"]:
+            self._widen_days(message["seen"])
+
+    def _widen_days(self, seen: str) -> None:
+        known = self.days.get("range")
+        widened = [seen, seen] if not known else [min(known[0], seen), max(known[1], seen)]
+        if widened != known:
+            self.days["range"] = widened
+
+    def _range(self, tick: dict[str, Any]) -> tuple[date, date] | None:
+        seen = self.days.get("range")
+        if not seen:
+            return None
+        clock = tick.get("clock") or seen[1]  # live: today; event: the latest day seen
+        return date.fromisoformat(seen[0]), date.fromisoformat(clock)
+
+    async def on_tick(self, tick: dict[str, Any]) -> None:
+        computed = self._range(tick)
+        if computed is None:
+            return
+        first, clock = computed
+        if self.range != computed:
+            grew_back = self.range is None or first < self.range[0]
+            self.rollup.mark_all(first if grew_back or self.range is None else self.range[1])
+            self.range = computed
+        now = datetime.now(UTC)
+        if await self._emit_indicators(first, clock, now):
+            await self._evaluate_alerts(clock, now)
+
+    async def _emit_indicators(self, first: date, clock: date, now: datetime) -> int:
+        sent = 0
+        for scope, value in self.rollup.changed_values(first, clock):
+            row = IndicatorValue.model_validate(
+                {"municipality": scope, **asdict(value), "computed_at": now}
+            )
+            await self.topics.indicators.send(
+                key=scope.encode(), value=row.model_dump_json().encode()
+            )
+            sent += 1
+        return sent
+
+    async def _evaluate_alerts(self, clock: date, now: datetime) -> None:
+        for municipality in MUNICIPALITIES:
+            for indicator, target in self.targets.for_municipality(municipality).items():
+                value = self.rollup.value_at(municipality, indicator, ALERT_WINDOW, clock)
+                if value is not None:
+                    await self._transition(municipality, indicator, target, value, now)
+
+    async def _transition(
+        self, municipality: str, indicator: str, target: Target, value: Value, now: datetime
+    ) -> None:
+        key = f"{municipality}|{indicator}"
+        state = self.alert_states.get(key) or {"raised": False, "seq": 0, "alert": None}
+        reading = Reading(value.value, value.denominator)
+        change = next_state(indicator, target, reading, state["raised"], self.targets)
+        if change is None:
+            return
+        alert = Alert.model_validate({
+            "municipality": municipality, "indicator": indicator, "window_days": ALERT_WINDOW,
+            "seq": state["seq"] + 1, "state": change, "value": value.value,
+            "target": target.bound, "denominator": value.denominator, "as_of": value.as_of,
+            "emitted_at": now,
+        })  # fmt: skip
+        payload = alert.model_dump(mode="json")
+        self.alert_states[key] = {"raised": change == "raised", "seq": alert.seq, "alert": payload}
+        await self._send_alert(payload)
+
+    async def _send_alert(self, payload: dict[str, Any]) -> None:
+        await self.topics.alerts.send(
+            key=payload["municipality"].encode(), value=json.dumps(payload).encode()
+        )
+
+
+def _wire_indicators(
+    app: faust.App, settings: Settings, topics: _Topics, stats: StreamStats, targets: Targets
+) -> None:
+    stage = _IndicatorStage(app, topics, targets)
+
+    @app.on_rebalance_complete.connect
+    def on_rebalance(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        stage.generation += 1
+
+    @app.agent(topics.contributions, name="indicators")
+    async def indicators(stream: StreamT[Any]) -> None:
+        async for event in stream.events():
+            await stage.rebuild_if_needed()
+            message = json.loads(event.value)
+            if "tick" in message:
+                await stage.on_tick(message)
+                stats.settled_position = event.message.offset + 1
+            else:
+                stage.on_contribution(event.key.decode(), message)
+            stats.contributions_position = event.message.offset + 1
+
+    @app.timer(settings.tick_seconds, on_leader=True)  # type: ignore[untyped-decorator]  # faust's timer is untyped
+    async def tick() -> None:
+        # Ticks go through the topic so that stage 2 computes inside an event, where its
+        # tables may be written, and in order with the contributions before them.
+        clock = datetime.now(LOCAL_TZ).date().isoformat() if settings.clock == "live" else None
+        message = json.dumps({"tick": True, "clock": clock}).encode()
+        await topics.contributions.send(key=b"tick", value=message)

@@ -77,7 +77,8 @@ def replay(
         f"read {summary.read}  valid {summary.valid}  duplicates {summary.duplicates}  "
         f"dead-lettered {summary.dead_lettered}  ({summary.seconds:.1f} s)\n"
         f"store: {summary.visits_in_store} visits, {summary.voided_in_store} voided, "
-        f"{summary.dead_letters_in_store} dead letters"
+        f"{summary.dead_letters_in_store} dead letters, {summary.indicator_rows_in_store} "
+        f"indicator rows, {summary.active_alerts} active alerts"
     )
 
 

@@ -36,6 +36,8 @@ TOPIC_INDICATORS = "indicators"
 TOPIC_ALERTS = "alerts"
 # Internal: the winning revision of each visit, written by the streams, read by the sink.
 TOPIC_VISITS_EFFECTIVE = "visits-effective"
+# Internal: each visit's contribution to the indicators, and the clock's ticks (stage 2).
+TOPIC_VISIT_CONTRIBUTIONS = "visit-contributions"
 
 # Headers on a dead-lettered message; the value stays the original bytes.
 DLQ_HEADER_REASON = "vizita-reason"
@@ -415,6 +417,7 @@ class Alert(BaseModel):
     municipality: Municipality
     indicator: Indicator
     window_days: Literal[7, 30]
+    seq: int  # numbers the transitions of one (municipality, indicator, window)
     state: Literal["raised", "resolved"]
     value: float | None
     target: float

@@ -15,11 +15,11 @@ from typing import Any
 import structlog
 from aiokafka import TopicPartition
 
-from sinks.kafka_sink import KafkaSink
+from sinks.kafka_sink import SINK_TOPICS, KafkaSink
 from sinks.store import Store
 from streams.app import STAGE_TOPICS, StreamStats, build_app
 from vizita.broker import end_offsets, ensure_topics
-from vizita.contracts import TOPIC_VISITS, TOPIC_VISITS_DLQ, TOPIC_VISITS_EFFECTIVE
+from vizita.contracts import TOPIC_VISIT_CONTRIBUTIONS, TOPIC_VISITS
 from vizita.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -32,8 +32,10 @@ def bootstrap_of(settings: Settings) -> str:
 
 
 def prepare_topics(settings: Settings) -> None:
-    names = [settings.topic(name) for name in STAGE_TOPICS]
-    ensure_topics(bootstrap_of(settings), names, settings.partitions)
+    for name, partitions in STAGE_TOPICS.items():
+        ensure_topics(
+            bootstrap_of(settings), [settings.topic(name)], partitions or settings.partitions
+        )
 
 
 @dataclass
@@ -73,18 +75,29 @@ class Pipeline:
             end_offsets, bootstrap_of(self.settings), self.settings.topic(topic)
         )
 
-    async def wait_until_stored(self, before: dict[int, int], poll: float = 0.2) -> None:
-        """Wait until every `visits` message past `before` is processed and all that
-        it produced is in the store."""
+    async def _settle_stage1(self, before: dict[int, int], poll: float) -> None:
         while True:
             ends = await self._ends(TOPIC_VISITS)
             if self._stage_done(ends, before):
                 await self.app.producer.flush()  # re-keyed or dead-lettered sends are out
                 if await self._ends(TOPIC_VISITS) == ends:
-                    break
+                    return
             await asyncio.sleep(poll)
+
+    async def _settle_stage2(self, poll: float) -> None:
+        assert self.stats is not None
+        end = sum((await self._ends(TOPIC_VISIT_CONTRIBUTIONS)).values())
+        while self.stats.settled_position < end:  # noqa: ASYNC110  # a tick after `end` computed all
+            await asyncio.sleep(poll)
+        await self.app.producer.flush()
+
+    async def wait_until_stored(self, before: dict[int, int], poll: float = 0.2) -> None:
+        """Wait until every `visits` message past `before` is processed, its indicators
+        and alerts computed, and all of it is in the store."""
+        await self._settle_stage1(before, poll)
+        await self._settle_stage2(poll)
         outputs: dict[TopicPartition, int] = {}
-        for topic in (TOPIC_VISITS_EFFECTIVE, TOPIC_VISITS_DLQ):
+        for topic in SINK_TOPICS:
             for partition, end in (await self._ends(topic)).items():
                 outputs[TopicPartition(self.settings.topic(topic), partition)] = end
         assert self.sink is not None, "waiting for the store needs the sink in this process"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from producers.publish import publish, read_lines
 from sinks.migrations import migrate
-from sinks.schema import DEAD_LETTERS, VISITS
+from sinks.schema import ACTIVE_ALERTS, DEAD_LETTERS, INDICATOR_VALUES, VISITS
 from sinks.store import Store
 from vizita.broker import end_offsets
 from vizita.contracts import TOPIC_VISITS
@@ -28,18 +28,24 @@ class ReplaySummary:
     visits_in_store: int  # `visits` rows of existing (not voided) visits, whole store
     voided_in_store: int
     dead_letters_in_store: int
+    indicator_rows_in_store: int
+    active_alerts: int
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
 
 
-def store_counts(store: Store) -> tuple[int, int, int]:
+def store_counts(store: Store) -> tuple[int, ...]:
     visits = store.query(
         f"SELECT countIf(NOT is_void) AS live, countIf(is_void) AS void "
         f"FROM {store.table(VISITS)} FINAL"
     )[0]
-    dead = store.query(f"SELECT count() AS n FROM {store.table(DEAD_LETTERS)} FINAL")[0]
-    return int(visits["live"]), int(visits["void"]), int(dead["n"])
+    counts = [int(visits["live"]), int(visits["void"])]
+    for table, final in ((DEAD_LETTERS, "FINAL"), (INDICATOR_VALUES, "FINAL"), (ACTIVE_ALERTS, "")):
+        counts.append(
+            int(store.query(f"SELECT count() AS n FROM {store.table(table)} {final}")[0]["n"])
+        )
+    return tuple(counts)
 
 
 async def _run(settings: Settings, store: Store, before: dict[int, int]) -> dict[str, int]:
@@ -54,7 +60,9 @@ async def _run(settings: Settings, store: Store, before: dict[int, int]) -> dict
 
 
 def replay(settings: Settings, store: Store, path: Path) -> ReplaySummary:
-    """Needs `settings.kafka_bootstrap` set (see `vizita.broker.kafka_for`)."""
+    """Needs `settings.kafka_bootstrap` set (see `vizita.broker.kafka_for`). The clock
+    is the event clock: the latest day of any valid upsert (SPEC §2)."""
+    settings = settings.model_copy(update={"clock": "event"})
     started = time.monotonic()
     migrate(store)
     prepare_topics(settings)
@@ -62,7 +70,6 @@ def replay(settings: Settings, store: Store, path: Path) -> ReplaySummary:
     before = end_offsets(bootstrap_of(settings), topic)
     read = publish(read_lines(path), bootstrap_of(settings), topic)
     counts = asyncio.run(_run(settings, store, before))
-    live, void, dead = store_counts(store)
     valid = counts.get("valid", 0) + counts.get("duplicate", 0)
     return ReplaySummary(read, valid, counts.get("duplicate", 0), counts.get("dead_lettered", 0),
-                         round(time.monotonic() - started, 2), live, void, dead)  # fmt: skip
+                         round(time.monotonic() - started, 2), *store_counts(store))  # fmt: skip

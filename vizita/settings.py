@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     sink_batch_rows: int = Field(default=5000, ge=1)
     sink_batch_seconds: float = Field(default=0.5, gt=0)
     store_retry_max_seconds: float = Field(default=30.0, gt=0)
+    # The clock day (SPEC §2): "live" = today's local date, advancing at midnight;
+    # "event" = the latest local day of any valid upsert (what `vizita replay` uses).
+    clock: Literal["live", "event"] = "live"
+    tick_seconds: float = Field(default=0.5, gt=0)
+    targets_file: Path = CONFIG_DIR / "targets.yaml"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
 

@@ -1,0 +1,161 @@
+"""The indicators of SPEC §3, as pure functions: no Faust here.
+
+A visit contributes to its municipality and to `ALL` on its local day. A
+:class:`Contribution` holds just what the indicators read; a :class:`DayBucket` sums
+the contributions of one scope and day (with multisets for the distinct counts, so a
+visit can leave a bucket again); :func:`window_values` slides a window over the buckets.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from vizita.contracts import UpsertEvent
+
+# Ratio indicators: name -> (numerator flag, denominator flag) of a Contribution.
+RATIOS: dict[str, tuple[str, str]] = {
+    "immunisation_counselling_coverage": ("imm_num", "imm_den"),
+    "breastfeeding_counselling_coverage": ("bf_num", "bf_den"),
+    "maternal_health_counselling_coverage": ("mh_num", "mh_den"),
+    "early_stimulation_coverage": ("es_num", "es_den"),
+    "at_risk_referral_rate": ("ref_num", "ref_den"),
+    "missed_visit_rate": ("missed", "effective"),
+}
+IMMUNISATION_MAX_MONTHS = 23  # "child 0-23 months"
+BREASTFEEDING_MAX_MONTHS = 5  # "child 0-5 months"
+_FLAGS = ("completed", "missed", "effective", *{f for pair in RATIOS.values() for f in pair})
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """What one effective visit adds to its day (SPEC §3)."""
+
+    household_id: str
+    nurse_id: str
+    flags: frozenset[str]  # names from _FLAGS that hold for this visit
+
+    def to_json(self) -> list[Any]:
+        return [self.household_id, self.nurse_id, sorted(self.flags)]
+
+    @staticmethod
+    def from_json(data: list[Any]) -> Contribution:
+        return Contribution(data[0], data[1], frozenset(data[2]))
+
+
+def contribution(event: UpsertEvent) -> Contribution:
+    """The contribution of an effective (winning, not voided) visit."""
+    completed = event.outcome == "completed"
+    age = event.child_age_months
+    maternal = event.pregnant or event.visit_type in ("prenatal", "newborn")
+    topics = set(event.topics)
+    conditions = {
+        "effective": True,
+        "completed": completed,
+        "missed": event.outcome in ("not_home", "refused"),
+        "imm_den": completed and age is not None and age <= IMMUNISATION_MAX_MONTHS,
+        "bf_den": completed and age is not None and age <= BREASTFEEDING_MAX_MONTHS,
+        "mh_den": completed and maternal,
+        "es_den": completed and age is not None,
+        "ref_den": completed and bool(event.risk_flags),
+    }
+    conditions["imm_num"] = conditions["imm_den"] and "immunisation" in topics
+    conditions["bf_num"] = conditions["bf_den"] and "breastfeeding" in topics
+    conditions["mh_num"] = conditions["mh_den"] and "maternal_health" in topics
+    conditions["es_num"] = conditions["es_den"] and "early_stimulation" in topics
+    conditions["ref_num"] = conditions["ref_den"] and bool(event.referrals)
+    flags = frozenset(name for name, holds in conditions.items() if holds)
+    return Contribution(event.household_id, event.nurse_id, flags)
+
+
+@dataclass
+class DayBucket:
+    """The sum of the contributions of one scope on one day."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    households: Counter[str] = field(default_factory=Counter)  # of completed visits
+    nurses: Counter[str] = field(default_factory=Counter)  # of completed visits
+
+    def add(self, item: Contribution, sign: int = 1) -> None:
+        """Add (sign 1) or take back (sign -1) one visit's contribution."""
+        for flag in item.flags:
+            _bump(self.counts, flag, sign)
+        if "completed" in item.flags:
+            _bump(self.households, item.household_id, sign)
+            _bump(self.nurses, item.nurse_id, sign)
+
+    def is_empty(self) -> bool:
+        return not self.counts
+
+
+def _bump(counter: Counter[str], key: str, by: int) -> None:
+    # Counter keeps zero entries; drop them so that len() is an exact distinct count.
+    counter[key] += by
+    if counter[key] == 0:
+        del counter[key]
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    indicator: str
+    window_days: int
+    as_of: date
+    numerator: int
+    denominator: int | None
+    value: float | None
+
+
+def _values(
+    totals: Counter[str], households: int, nurses: int, window: int, as_of: date
+) -> Iterator[Value]:
+    completed = totals["completed"]
+    yield Value("visits_completed", window, as_of, completed, None, float(completed))
+    yield Value("households_reached", window, as_of, households, None, float(households))
+    for name, (num, den) in RATIOS.items():
+        n, d = totals[num], totals[den]
+        yield Value(name, window, as_of, n, d, n / d if d else None)
+    yield Value(
+        "visits_per_nurse", window, as_of, completed, nurses, completed / nurses if nurses else None
+    )
+
+
+def _days(first: date, last: date) -> Iterator[date]:
+    day = first
+    while day <= last:
+        yield day
+        day += timedelta(days=1)
+
+
+def window_values(
+    buckets: Mapping[date, DayBucket], first: date, last: date, window: int
+) -> Iterator[Value]:
+    """Every indicator for every `as_of` in first..last over `window` days, sliding a
+    window so each day enters and leaves once."""
+    totals: Counter[str] = Counter()
+    households: Counter[str] = Counter()
+    nurses: Counter[str] = Counter()
+    empty = DayBucket()
+
+    def shift(day: date, sign: int) -> None:
+        bucket = buckets.get(day, empty)
+        for source, target in ((bucket.counts, totals), (bucket.households, households),
+                               (bucket.nurses, nurses)):  # fmt: skip
+            for key, n in source.items():
+                _bump(target, key, sign * n)
+
+    for day in _days(first - timedelta(days=window - 1), first - timedelta(days=1)):
+        shift(day, +1)
+    for as_of in _days(first, last):
+        shift(as_of, +1)
+        yield from _values(totals, len(households), len(nurses), window, as_of)
+        shift(as_of - timedelta(days=window - 1), -1)
+
+
+def scope_values(
+    buckets: Mapping[date, DayBucket], first: date, last: date, windows: Iterable[int]
+) -> Iterator[Value]:
+    for window in windows:
+        yield from window_values(buckets, first, last, window)

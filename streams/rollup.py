@@ -1,0 +1,113 @@
+"""Stage 2's derived state, pure: from the effective visits to indicator rows.
+
+The source of truth is one entry per visit (version, municipality, day, contribution),
+kept last-writer-wins by version in a changelog-backed table. Everything here is
+derived from those entries: day buckets per scope (each municipality and `ALL`), the
+days to recompute, and the rows last emitted. After a restart it is rebuilt from the
+entries, and every row is recomputed once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from streams.indicators import Contribution, DayBucket, Value, scope_values
+from vizita.contracts import ALL_KOSOVO, MUNICIPALITIES, WINDOWS
+
+SCOPES: tuple[str, ...] = (*MUNICIPALITIES, ALL_KOSOVO)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A visit as stage 2 knows it; `contribution` None: not effective (voided)."""
+
+    version: int
+    municipality: str | None
+    day: date | None
+    contribution: Contribution | None
+
+    def to_json(self) -> list[Any]:
+        return [self.version, self.municipality, self.day.isoformat() if self.day else None,
+                self.contribution.to_json() if self.contribution else None]  # fmt: skip
+
+    @staticmethod
+    def from_json(data: list[Any]) -> Entry:
+        day = date.fromisoformat(data[2]) if data[2] else None
+        item = Contribution.from_json(data[3]) if data[3] else None
+        return Entry(int(data[0]), data[1], day, item)
+
+
+def supersedes(incoming: Entry, stored: Entry | None) -> bool:
+    """Last writer wins by version; an equal version is the same row sent again."""
+    return stored is None or incoming.version > stored.version
+
+
+@dataclass
+class Rollup:
+    buckets: dict[str, dict[date, DayBucket]] = field(
+        default_factory=lambda: {scope: defaultdict(DayBucket) for scope in SCOPES}
+    )
+    dirty: dict[str, date] = field(default_factory=dict)  # scope -> earliest changed day
+    emitted: dict[tuple[str, str, int, date], tuple[int, int | None]] = field(default_factory=dict)
+
+    def _shift(self, entry: Entry | None, sign: int) -> None:
+        if entry is None or entry.contribution is None or entry.day is None:
+            return
+        for scope in (entry.municipality, ALL_KOSOVO):
+            if scope in self.buckets:
+                self.buckets[scope][entry.day].add(entry.contribution, sign)
+                earliest = self.dirty.get(scope)
+                self.dirty[scope] = entry.day if earliest is None else min(earliest, entry.day)
+
+    def replace(self, old: Entry | None, new: Entry) -> None:
+        """A visit's entry changed from `old` to `new`."""
+        self._shift(old, -1)
+        self._shift(new, +1)
+
+    def rebuild(self, entries: Iterable[Entry]) -> None:
+        """Start again from the entries; every row will be recomputed and re-sent."""
+        self.buckets = {scope: defaultdict(DayBucket) for scope in SCOPES}
+        self.emitted.clear()
+        for entry in entries:
+            self._shift(entry, +1)
+        self.dirty = dict.fromkeys(SCOPES, date.min)
+
+    def mark_all(self, since: date = date.min) -> None:
+        for scope in SCOPES:
+            self.dirty[scope] = min(self.dirty.get(scope, since), since)
+
+    def changed_values(self, first: date, clock: date) -> Iterator[tuple[str, Value]]:
+        """The rows (scope, value) for as_of in first..clock that differ from what was
+        last emitted, for every dirty scope; clears the dirty marks."""
+        dirty, self.dirty = self.dirty, {}
+        for scope, since in sorted(dirty.items()):
+            start = max(first, since)
+            if start > clock:
+                continue
+            for value in scope_values(self.buckets[scope], start, clock, WINDOWS):
+                key = (scope, value.indicator, value.window_days, value.as_of)
+                if self.emitted.get(key) != (value.numerator, value.denominator):
+                    self.emitted[key] = (value.numerator, value.denominator)
+                    yield scope, value
+
+    def value_at(self, scope: str, indicator: str, window: int, as_of: date) -> Value | None:
+        for value in scope_values(self.buckets[scope], as_of, as_of, (window,)):
+            if value.indicator == indicator:
+                return value
+        return None
+
+
+def extend_days(first: date | None, last: date | None, day: date) -> tuple[date, date]:
+    """The range of days seen, widened by one more day."""
+    return (day if first is None else min(first, day), day if last is None else max(last, day))
+
+
+def days_between(first: date, last: date) -> int:
+    return (last - first).days + 1 if last >= first else 0
+
+
+ONE_DAY = timedelta(days=1)
