@@ -236,6 +236,17 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     return {tp.partition: int(offset) for tp, offset in ends.items()}
 
 
+def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """partition -> the offset `group` has committed on `topic` (0 when none)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        found = {p: consumer.committed(TopicPartition(topic, p)) for p in sorted(partitions)}
+    finally:
+        consumer.close(autocommit=False)
+    return {p: int(offset or 0) for p, offset in found.items()}
+
+
 @contextlib.contextmanager
 def kafka_for(settings: Settings) -> Iterator[Settings]:
     """The settings, with a local broker started for them when they name none."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,37 +106,106 @@ def produce(ctx: click.Context, file: Path, kafka_bootstrap: str | None) -> None
 @store_option
 @bootstrap_option
 @click.option("--no-sink", is_flag=True, help="stream only; another worker writes the store")
+@click.option(
+    "--exit-when-done", is_flag=True,
+    help="stop once all that is in the visits topic now is processed and stored (backfills)",
+)  # fmt: skip
+@click.option("--clock", type=click.Choice(["live", "event"]), help="the clock day (SPEC §2)")
 @click.pass_context
-def worker(
-    ctx: click.Context, store_url: str | None, kafka_bootstrap: str | None, no_sink: bool
-) -> None:
+def worker(  # noqa: PLR0917  # click passes every option positionally
+    ctx: click.Context, store_url: str | None, kafka_bootstrap: str | None, no_sink: bool,
+    exit_when_done: bool, clock: str | None,
+) -> None:  # fmt: skip
     """Run the stream (and the sink) until SIGINT or SIGTERM."""
     from sinks.migrations import migrate
     from sinks.store import open_store
     from vizita.pipeline import Pipeline, prepare_topics
 
-    settings = _start(ctx, store_url=store_url, kafka_bootstrap=kafka_bootstrap)
+    settings = _start(ctx, store_url=store_url, kafka_bootstrap=kafka_bootstrap, clock=clock)
     if not settings.kafka_bootstrap:
         raise click.UsageError("worker needs --bootstrap or VIZITA_KAFKA_BOOTSTRAP")
-    store = (
-        None if no_sink else open_store(settings.store_url.get_secret_value(), settings.database)
-    )
-    if store is not None:
+    if exit_when_done and no_sink:
+        raise click.UsageError("--exit-when-done waits for the store: it needs the sink")
+    store = None
+    if not no_sink:
+        store = open_store(settings.store_url.get_secret_value(), settings.database)
         migrate(store)
     prepare_topics(settings)
-    asyncio.run(_run_until_signalled(Pipeline(settings, store)))
+    asyncio.run(_run_worker(Pipeline(settings, store), exit_when_done=exit_when_done))
 
 
-async def _run_until_signalled(pipeline: Any) -> None:
+async def _run_worker(pipeline: Any, *, exit_when_done: bool) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await pipeline.start()
     try:
-        await stop.wait()
+        waits = [asyncio.create_task(stop.wait())]
+        if exit_when_done:
+            waits.append(asyncio.create_task(pipeline.wait_until_stored({})))
+        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
     finally:
         await pipeline.stop()
+
+
+@main.command()
+@click.option(
+    "--municipality", help="one municipality code (or ALL): every indicator, both windows"
+)
+@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), help="default: the latest day")
+@store_option
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def indicators(
+    ctx: click.Context, municipality: str | None, as_of: Any, store_url: str | None, as_json: bool
+) -> None:
+    """Current indicator values from the store, as a table."""
+    from sinks.queries import indicator_rows, latest_as_of
+    from vizita.views import indicators_table, print_json
+
+    with _store(ctx, store_url) as store:
+        day = as_of.date() if as_of else latest_as_of(store)
+        rows = indicator_rows(store, day, municipality) if day else []
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        raise click.ClickException("no indicator values for that day and municipality")
+    indicators_table(rows, day, single=municipality is not None)
+
+
+@main.command()
+@store_option
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def alerts(ctx: click.Context, store_url: str | None, as_json: bool) -> None:
+    """The active alerts (municipalities behind a target), as a table."""
+    from sinks.queries import active_alerts
+    from vizita.views import alerts_table, print_json
+
+    with _store(ctx, store_url) as store:
+        rows = active_alerts(store)
+    if as_json:
+        print_json(rows)
+    else:
+        alerts_table(rows)
+
+
+@contextlib.contextmanager
+def _store(ctx: click.Context, store_url: str | None) -> Iterator[Any]:
+    from sinks.migrations import migrate
+    from sinks.store import open_store
+
+    settings = _start(ctx, store_url=store_url)
+    store = open_store(settings.store_url.get_secret_value(), settings.database)
+    try:
+        migrate(store)
+        yield store
+    finally:
+        store.close()
 
 
 @main.command()

@@ -18,7 +18,7 @@ from aiokafka import TopicPartition
 from sinks.kafka_sink import SINK_TOPICS, KafkaSink
 from sinks.store import Store
 from streams.app import STAGE_TOPICS, StreamStats, build_app
-from vizita.broker import end_offsets, ensure_topics
+from vizita.broker import committed_offsets, end_offsets, ensure_topics
 from vizita.contracts import TOPIC_VISIT_CONTRIBUTIONS, TOPIC_VISITS
 from vizita.settings import Settings
 
@@ -65,29 +65,46 @@ class Pipeline:
             await self.app.stop()
         log.info("pipeline.stopped")
 
-    def _stage_done(self, ends: dict[int, int], before: dict[int, int]) -> bool:
-        assert self.stats is not None
-        positions = self.stats.positions
-        return all(end <= before.get(p, 0) or positions.get(p, 0) >= end for p, end in ends.items())
-
     async def _ends(self, topic: str) -> dict[int, int]:
         return await asyncio.to_thread(
             end_offsets, bootstrap_of(self.settings), self.settings.topic(topic)
         )
 
+    async def _committed(self, topic: str) -> dict[int, int]:
+        # What any worker of the group has processed (another worker may own partitions).
+        return await asyncio.to_thread(
+            committed_offsets, bootstrap_of(self.settings), self.settings.app_id,
+            self.settings.topic(topic),
+        )  # fmt: skip
+
+    async def _stage1_done(self, ends: dict[int, int], before: dict[int, int]) -> bool:
+        assert self.stats is not None
+        positions = self.stats.positions
+        left = [
+            p for p, end in ends.items() if end > before.get(p, 0) and positions.get(p, 0) < end
+        ]
+        if not left:
+            return True
+        committed = await self._committed(TOPIC_VISITS)  # the slower question, asked only now
+        return all(committed.get(p, 0) >= ends[p] for p in left)
+
     async def _settle_stage1(self, before: dict[int, int], poll: float) -> None:
         while True:
             ends = await self._ends(TOPIC_VISITS)
-            if self._stage_done(ends, before):
+            if await self._stage1_done(ends, before):
                 await self.app.producer.flush()  # re-keyed or dead-lettered sends are out
                 if await self._ends(TOPIC_VISITS) == ends:
                     return
             await asyncio.sleep(poll)
 
     async def _settle_stage2(self, poll: float) -> None:
+        """Until a tick after everything stage 1 sent has been processed: that tick
+        computed it all (here, or in the worker that owns stage 2's partition)."""
         assert self.stats is not None
         end = sum((await self._ends(TOPIC_VISIT_CONTRIBUTIONS)).values())
-        while self.stats.settled_position < end:  # noqa: ASYNC110  # a tick after `end` computed all
+        while self.stats.settled_position < end:
+            if sum((await self._committed(TOPIC_VISIT_CONTRIBUTIONS)).values()) > end:
+                break
             await asyncio.sleep(poll)
         await self.app.producer.flush()
 

@@ -9,6 +9,7 @@ import json
 import random
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import date, datetime
@@ -16,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from producers.simulator import SimulationConfig, simulate, write_jsonl
+from sinks.errors import StoreUnavailable
 from sinks.schema import DEAD_LETTERS, VISITS
 from sinks.store import Store, open_store
-from vizita.contracts import ValidEvent, validate_payload
+from vizita.contracts import UpsertEvent, ValidEvent, local_day, validate_payload
 from vizita.replay import replay
 from vizita.settings import Settings
 
@@ -146,3 +148,47 @@ def test_cli_replay_prints_the_summary(settings: Settings, tmp_path: Path) -> No
     assert summary["read"] == len(lines)
     assert summary["dead_lettered"] == len(invalid)
     assert summary["visits_in_store"] + summary["voided_in_store"] == len(expected)
+
+
+class _OutageBackend:
+    """The real embedded engine behind a switch: the sink's first insert takes the store
+    down for `seconds`, during which every insert fails as a ClickHouse server that
+    cannot be reached does (StoreUnavailable)."""
+
+    def __init__(self, real: Any, seconds: float) -> None:
+        self.real, self.seconds, self.refused = real, seconds, 0
+        self.up_at: float | None = None
+
+    def execute(self, sql: str) -> None:
+        if sql.startswith("INSERT") and "schema_migrations" not in sql:
+            now = time.monotonic()
+            self.up_at = self.up_at or now + self.seconds
+            if now < self.up_at:
+                self.refused += 1
+                raise StoreUnavailable("connection refused (test outage)")
+        self.real.execute(sql)
+
+    def fetch(self, sql: str) -> list[dict[str, Any]]:
+        return list(self.real.fetch(sql))
+
+    def close(self) -> None:
+        self.real.close()
+
+
+def test_a_store_outage_loses_nothing(settings: Settings, store: Store, tmp_path: Path) -> None:
+    lines = simulate(MESSY)
+    path = tmp_path / "outage.jsonl"
+    write_jsonl(lines, path)
+    expected, invalid = expected_visits(lines)
+    backend = _OutageBackend(store.backend, seconds=6.0)
+    flaky = Store(backend, store.database)
+
+    summary = replay(settings, flaky, path)
+
+    assert backend.refused > 0  # the sink really met the outage, and waited it out
+    assert stored_visits(store) == expected
+    assert stored_dead_letters(store) == Counter(line.hex().upper() for line in invalid)
+    upsert_days = {local_day(r.event.occurred_at) for r in map(validate_payload, lines)
+                   if isinstance(r, ValidEvent) and isinstance(r.event, UpsertEvent)}  # fmt: skip
+    days = (max(upsert_days) - min(upsert_days)).days + 1
+    assert summary.indicator_rows_in_store == 39 * 9 * 2 * days

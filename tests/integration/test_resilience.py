@@ -1,0 +1,187 @@
+"""Effectively-once under failure, with real worker processes: a worker killed with
+SIGKILL in the middle and restarted, and two workers sharing the work, both leave the
+tables an uninterrupted single worker leaves.
+
+`visits`, `indicator_values` and `dead_letters` must be identical. Alerts have
+hysteresis, so their history depends on the path the values took (which a crash or a
+second worker changes); what must hold at the clock day is the SPEC §4 rule: every
+municipality strictly behind is alerted, none clearly past its target is."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from producers.publish import publish
+from producers.simulator import SimulationConfig, simulate
+from streams.alerts import ALERT_WINDOW, load_targets
+from vizita.broker import LocalBroker, end_offsets
+from vizita.contracts import (
+    COUNT_INDICATORS,
+    MUNICIPALITIES,
+    TOPIC_VISITS,
+    TOPIC_VISITS_EFFECTIVE,
+    ValidEvent,
+    validate_payload,
+)
+from vizita.pipeline import prepare_topics
+from vizita.settings import Settings
+
+STREAM = SimulationConfig(
+    seed=404, start=date(2026, 4, 1), days=40, visits_per_day=150, late_share=0.3,
+    duplicate_share=0.05, correction_share=0.1, void_share=0.03, invalid_share=0.02,
+)  # fmt: skip
+DUMP = Path(__file__).parent / "dump_store.py"
+WORKER_TIMEOUT = 240
+
+
+@pytest.fixture(scope="module")
+def payloads() -> list[bytes]:
+    return simulate(STREAM)
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    return {
+        **os.environ, "VIZITA_TOPIC_PREFIX": settings.topic_prefix,
+        "VIZITA_APP_ID": settings.app_id, "VIZITA_DATABASE": settings.database,
+        "VIZITA_DATA_DIR": str(settings.data_dir), "VIZITA_LOG_FORMAT": "json",
+        "VIZITA_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "", "VIZITA_CLOCK": "event",
+    }  # fmt: skip
+
+
+def _worker(settings: Settings, store: Path, *flags: str) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "vizita", "worker", "--store", f"chdb://{store}", *flags]
+    log = (settings.data_dir / f"worker-{time.monotonic_ns()}.log").open("wb")
+    return subprocess.Popen(command, env=_env(settings), stdout=log, stderr=subprocess.STDOUT)  # noqa: S603  # our own command
+
+
+def _finish(process: subprocess.Popen[bytes]) -> None:
+    assert process.wait(WORKER_TIMEOUT) == 0
+
+
+def _dump(store: Path, database: str) -> dict[str, Any]:
+    done = subprocess.run(  # noqa: S603  # our own script
+        [sys.executable, str(DUMP), f"chdb://{store}", database],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    return dict(json.loads(done.stdout))
+
+
+def _publish(settings: Settings, payloads: list[bytes]) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_topics(settings)
+    publish(payloads, settings.kafka_bootstrap or "", settings.topic(TOPIC_VISITS))
+
+
+@pytest.fixture(scope="module")
+def reference(
+    kafka: LocalBroker, payloads: list[bytes], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """The tables one uninterrupted worker leaves."""
+    work = tmp_path_factory.mktemp("reference")
+    settings = Settings(kafka_bootstrap=kafka.bootstrap, topic_prefix="ref.", app_id="ref",
+                        database="ref", data_dir=work / "data")  # fmt: skip
+    _publish(settings, payloads)
+    _finish(_worker(settings, work / "store", "--exit-when-done"))
+    dump = _dump(work / "store", "ref")
+    assert len(dump["visits"]) > 3000
+    assert len(dump["indicator_values"]) == 39 * 9 * 2 * _days(payloads)
+    _check_alerts(dump)
+    return dump
+
+
+def _check_alerts(dump: dict[str, Any]) -> None:
+    targets = load_targets(Settings().targets_file)
+    clock = max(row["as_of"] for row in dump["indicator_values"])
+    now = {(r["municipality"], r["indicator"]): r for r in dump["indicator_values"]
+           if r["as_of"] == clock and r["window_days"] == ALERT_WINDOW}  # fmt: skip
+    active = {(a["municipality"], a["indicator"]) for a in dump["active_alerts"]}
+    behind, past = set(), set()
+    for municipality in MUNICIPALITIES:
+        for indicator, target in targets.for_municipality(municipality).items():
+            row = now[(municipality, indicator)]
+            value, ratio = row["value"], indicator not in COUNT_INDICATORS
+            if value is None or (ratio and row["denominator"] < targets.min_denominator):
+                continue
+            sign = 1 if target.min is not None else -1
+            margin = targets.hysteresis if ratio else 0.0
+            if sign * (value - target.bound) < 0:
+                behind.add((municipality, indicator))
+            elif sign * (value - target.bound) >= margin:
+                past.add((municipality, indicator))
+    assert behind, "the stream should leave some municipality behind"
+    assert behind <= active
+    assert not active & past
+
+
+def _same_tables(dump: dict[str, Any], reference: dict[str, Any]) -> None:
+    for table in ("visits", "indicator_values", "dead_letters"):
+        assert dump[table] == reference[table], table
+    _check_alerts(dump)
+
+
+def _days(payloads: list[bytes]) -> int:
+    from vizita.contracts import UpsertEvent, local_day
+
+    events = [r.event for r in map(validate_payload, payloads) if isinstance(r, ValidEvent)]
+    days = {local_day(e.occurred_at) for e in events if isinstance(e, UpsertEvent)}
+    return (max(days) - min(days)).days + 1
+
+
+def _wait_for_progress(settings: Settings, least: int) -> int:
+    deadline = time.monotonic() + WORKER_TIMEOUT
+    while time.monotonic() < deadline:
+        done = sum(
+            end_offsets(
+                settings.kafka_bootstrap or "", settings.topic(TOPIC_VISITS_EFFECTIVE)
+            ).values()
+        )
+        if done >= least:
+            return done
+        time.sleep(0.05)
+    raise AssertionError("the worker made no progress")
+
+
+def test_sigkill_mid_stream_then_restart_gives_the_same_tables(
+    make_settings: Callable[..., Settings], payloads: list[bytes], reference: dict[str, Any],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    settings = make_settings()
+    valid = sum(isinstance(validate_payload(p), ValidEvent) for p in payloads)
+    _publish(settings, payloads)
+    first = _worker(settings, tmp_path / "store")
+    progressed = _wait_for_progress(settings, valid // 3)
+    first.send_signal(signal.SIGKILL)
+    first.wait(30)
+    assert progressed < valid  # it really died in the middle
+    _finish(_worker(settings, tmp_path / "store", "--exit-when-done"))
+    _same_tables(_dump(tmp_path / "store", settings.database), reference)
+
+
+def test_two_workers_give_the_same_tables_as_one(
+    make_settings: Callable[..., Settings], payloads: list[bytes], reference: dict[str, Any],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    settings = make_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_topics(settings)
+    helper = _worker(settings, tmp_path / "unused", "--no-sink")
+    time.sleep(3)  # let it join the group first, so the work is shared
+    _publish(settings, payloads)
+    main = _worker(settings, tmp_path / "store", "--exit-when-done")
+    try:
+        _finish(main)
+    finally:
+        helper.send_signal(signal.SIGTERM)
+        helper.wait(60)
+    _same_tables(_dump(tmp_path / "store", settings.database), reference)
