@@ -62,14 +62,21 @@ class Reading:
 State = Literal["raised", "resolved"]
 
 
+# Values are ratios of counts and targets decimals: 0.80 + 0.02 is 0.8200000000000001
+# in binary, so comparisons allow for that much rounding.
+_ROUNDING = 1e-9
+
+
 def _behind(target: Target, value: float) -> bool:
-    return value < target.bound if target.min is not None else value > target.bound
+    if target.min is not None:
+        return value < target.bound - _ROUNDING
+    return value > target.bound + _ROUNDING
 
 
 def _recovered(target: Target, value: float, margin: float) -> bool:
     if target.min is not None:
-        return value >= target.bound + margin
-    return value <= target.bound - margin
+        return value >= target.bound + margin - _ROUNDING
+    return value <= target.bound - margin + _ROUNDING
 
 
 def next_state(

@@ -10,9 +10,9 @@ entries, and every row is recomputed once.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from streams.indicators import Contribution, DayBucket, Value, scope_values
@@ -80,11 +80,12 @@ class Rollup:
         for scope in SCOPES:
             self.dirty[scope] = min(self.dirty.get(scope, since), since)
 
-    def changed_values(self, first: date, clock: date) -> Iterator[tuple[str, Value]]:
+    def changed_values(self, first: date, clock: date) -> list[tuple[str, Value]]:
         """The rows (scope, value) for as_of in first..clock that differ from what was
-        last emitted, for every dirty scope; clears the dirty marks."""
-        dirty, self.dirty = self.dirty, {}
-        for scope, since in sorted(dirty.items()):
+        last emitted, for every dirty scope. Computed whole, then the marks are cleared;
+        a change dated after `clock` stays marked for a later, later clock."""
+        changed: list[tuple[str, Value]] = []
+        for scope, since in sorted(self.dirty.items()):
             start = max(first, since)
             if start > clock:
                 continue
@@ -92,22 +93,12 @@ class Rollup:
                 key = (scope, value.indicator, value.window_days, value.as_of)
                 if self.emitted.get(key) != (value.numerator, value.denominator):
                     self.emitted[key] = (value.numerator, value.denominator)
-                    yield scope, value
+                    changed.append((scope, value))
+            del self.dirty[scope]
+        return changed
 
     def value_at(self, scope: str, indicator: str, window: int, as_of: date) -> Value | None:
         for value in scope_values(self.buckets[scope], as_of, as_of, (window,)):
             if value.indicator == indicator:
                 return value
         return None
-
-
-def extend_days(first: date | None, last: date | None, day: date) -> tuple[date, date]:
-    """The range of days seen, widened by one more day."""
-    return (day if first is None else min(first, day), day if last is None else max(last, day))
-
-
-def days_between(first: date, last: date) -> int:
-    return (last - first).days + 1 if last >= first else 0
-
-
-ONE_DAY = timedelta(days=1)

@@ -22,9 +22,11 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    model_serializer,
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
@@ -212,23 +214,40 @@ class UpsertEvent(_EventBase):
     referrals: ReferralList
 
 
+def _not_null(value: Any) -> Any:
+    # Runs only on values the payload gives, never on the default of an absent field.
+    if value is None:
+        raise PydanticCustomError("null_not_allowed", "Input should not be null")
+    return value
+
+
+_NOT_NULL = BeforeValidator(_not_null)
+
+
 class VoidEvent(_EventBase):
     """A retraction. Only the base fields are required; any other field it carries
     must still follow the rules (a careful validator does not store bad data)."""
 
     op: Literal["void"]
-    occurred_at: Instant | None = None
-    municipality: Municipality | None = None
+    # Absent is fine; `null` only where an upsert allows it (facility, child age).
+    occurred_at: Annotated[Instant | None, _NOT_NULL] = None
+    municipality: Annotated[Municipality | None, _NOT_NULL] = None
     facility_id: Id | None = None
-    nurse_id: Id | None = None
-    household_id: Id | None = None
+    nurse_id: Annotated[Id | None, _NOT_NULL] = None
+    household_id: Annotated[Id | None, _NOT_NULL] = None
     child_age_months: int | None = Field(default=None, ge=0, le=71)
-    pregnant: bool | None = None
-    visit_type: VisitType | None = None
-    outcome: Outcome | None = None
-    topics: TopicList | None = None
-    risk_flags: RiskFlagList | None = None
-    referrals: ReferralList | None = None
+    pregnant: Annotated[bool | None, _NOT_NULL] = None
+    visit_type: Annotated[VisitType | None, _NOT_NULL] = None
+    outcome: Annotated[Outcome | None, _NOT_NULL] = None
+    topics: Annotated[TopicList | None, _NOT_NULL] = None
+    risk_flags: Annotated[RiskFlagList | None, _NOT_NULL] = None
+    referrals: Annotated[ReferralList | None, _NOT_NULL] = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # An absent field stays absent in the event's own JSON, which must validate again.
+        data: dict[str, Any] = handler(self)
+        return {name: value for name, value in data.items() if value is not None}
 
 
 VisitEvent = Annotated[UpsertEvent | VoidEvent, Field(discriminator="op")]

@@ -8,7 +8,6 @@ import contextlib
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from rich.console import Group
 from rich.live import Live
@@ -17,12 +16,14 @@ from rich.table import Table
 from producers.publish import idempotent_producer, key_of
 from producers.simulator import SimulationConfig, iter_live
 from sinks.migrations import migrate
-from sinks.schema import DEAD_LETTERS, VISITS
+from sinks.queries import active_alerts, indicator_rows, latest_as_of
+from sinks.schema import DEAD_LETTERS
 from sinks.store import Store, open_store
 from vizita.broker import kafka_for
 from vizita.contracts import LOCAL_TZ, MUNICIPALITIES, TOPIC_VISITS
 from vizita.pipeline import Pipeline, bootstrap_of, prepare_topics
 from vizita.settings import Settings
+from vizita.views import SHORT, fmt, values_at_alert_window
 
 # Simulated time runs this much faster than the wall clock once the history is in.
 DEMO_SPEED = 720.0  # one simulated hour every five seconds
@@ -49,25 +50,36 @@ def _produce(settings: Settings, config: SimulationConfig, stop: threading.Event
         producer.close()
 
 
+_SHOWN = ("visits_completed", "immunisation_counselling_coverage", "missed_visit_rate")
+
+
 def _view(store: Store) -> Group:
-    rows = store.query(
-        f"SELECT municipality, countIf(NOT is_void AND outcome = 'completed') AS completed, "
-        f"countIf(NOT is_void AND outcome != 'completed') AS missed, countIf(is_void) AS voided, "
-        f"max(local_day) AS last_day FROM {store.table(VISITS)} FINAL GROUP BY municipality"
-    )
-    by_code = {row["municipality"]: row for row in rows}
-    table = Table(title="Visits stored, by municipality (all days)")
-    for column in ("municipality", "completed", "missed", "voided", "latest day"):
-        table.add_column(column, justify="left" if column == "municipality" else "right")
-    for code, (albanian, _serbian) in MUNICIPALITIES.items():
-        row: dict[str, Any] = by_code.get(code, {})
-        table.add_row(albanian, *(str(row.get(k, 0)) for k in ("completed", "missed", "voided")),
-                      str(row.get("last_day", "—")))  # fmt: skip
+    as_of = latest_as_of(store)
+    rows = indicator_rows(store, as_of) if as_of else []
+    monthly = values_at_alert_window(rows)
+    alerts = active_alerts(store)
+    alerted: dict[str, list[str]] = {}
+    for alert in alerts:
+        alerted.setdefault(alert["municipality"], []).append(SHORT[alert["indicator"]])
+    table = Table(title=f"30 days to {as_of or '—'}: municipalities against their targets")
+    for column in ("municipality", "visits", "immunisation", "missed", "alerts"):
+        table.add_column(
+            column, justify="left" if column in ("municipality", "alerts") else "right"
+        )
+    for code in (*MUNICIPALITIES, "ALL"):
+        name = MUNICIPALITIES[code][0] if code in MUNICIPALITIES else "Kosovo (ALL)"
+        values = (fmt(n, monthly.get((code, n))) for n in _SHOWN)
+        table.add_row(
+            name,
+            *values,
+            ", ".join(alerted.get(code, [])),
+            style="red" if code in alerted else None,
+        )
     dead = store.query(
         f"SELECT reason, count() AS n FROM {store.table(DEAD_LETTERS)} FINAL "
         "GROUP BY reason ORDER BY n DESC"
     )
-    letters = Table(title="Dead letters by reason")
+    letters = Table(title=f"Active alerts: {len(alerts)}.  Dead letters by reason")
     letters.add_column("reason")
     letters.add_column("count", justify="right")
     for item in dead:
@@ -90,6 +102,8 @@ async def _watch(settings: Settings, store: Store, duration: float | None) -> No
 
 
 def run_demo(settings: Settings, *, duration: float | None, history_days: int) -> None:
+    # The simulated clock runs ahead of the wall clock, so indicators follow event time.
+    settings = settings.model_copy(update={"clock": "event"})
     store = open_store(settings.store_url.get_secret_value(), settings.database)
     migrate(store)
     yesterday = datetime.now(LOCAL_TZ).date() - timedelta(days=1)

@@ -34,6 +34,15 @@ def fmt(indicator: str, value: float | None) -> str:
     return f"{value:.2f}" if indicator == "visits_per_nurse" else f"{value:.0%}"
 
 
+def values_at_alert_window(rows: list[dict[str, Any]]) -> dict[tuple[str, str], float | None]:
+    """(municipality, indicator) -> value on the window the targets are set on."""
+    return {
+        (r["municipality"], r["indicator"]): r["value"]
+        for r in rows
+        if r["window_days"] == ALERT_WINDOW
+    }
+
+
 def _name(code: str) -> str:
     return MUNICIPALITIES[code][0] if code in MUNICIPALITIES else "Kosovo (ALL)"
 
@@ -53,11 +62,7 @@ def indicators_table(rows: list[dict[str, Any]], as_of: date | None, *, single: 
         table.add_column("municipality")
         for name in INDICATORS:
             table.add_column(SHORT[name], justify="right")
-        monthly = {
-            (r["municipality"], r["indicator"]): r["value"]
-            for r in rows
-            if r["window_days"] == ALERT_WINDOW
-        }
+        monthly = values_at_alert_window(rows)
         for code in sorted({r["municipality"] for r in rows}, key=lambda c: (c == "ALL", c)):
             table.add_row(_name(code), *(fmt(n, monthly.get((code, n))) for n in INDICATORS))
     Console().print(table)
