@@ -237,14 +237,19 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 
 
 def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    """partition -> the offset `group` has committed on `topic` (0 when none)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        found = {p: consumer.committed(TopicPartition(topic, p)) for p in sorted(partitions)}
-    finally:
-        consumer.close(autocommit=False)
-    return {p: int(offset or 0) for p, offset in found.items()}
+    """partition -> the offset `group` has committed on `topic` (absent when none).
+
+    Asked through the admin API: a consumer carrying the group's id would make the
+    group rebalance when it leaves, over and over if polled."""
+    with _admin(bootstrap) as admin:
+        try:
+            offsets = admin.list_group_offsets({group: None}).get(group, {})
+        except KafkaError as exc:
+            if not exc.retriable:  # e.g. the coordinator is not there yet: nothing committed
+                raise
+            return {}
+    return {tp.partition: int(meta.offset) for tp, meta in offsets.items()
+            if tp.topic == topic and meta.offset >= 0}  # fmt: skip
 
 
 @contextlib.contextmanager
