@@ -27,6 +27,7 @@ import faust
 from faust.types import EventT, StreamT
 
 from streams.alerts import ALERT_WINDOW, Reading, Target, Targets, load_targets, next_state
+from streams.durable import durable_table
 from streams.indicators import Value, contribution
 from streams.revisions import (
     VisitState,
@@ -139,7 +140,7 @@ def contribution_message(state: VisitState, event: UpsertEvent | VoidEvent) -> b
     row = state.row
     winner = state.winner
     item = contribution(winner) if isinstance(winner, UpsertEvent) else None
-    entry = Entry(state.version, row["municipality"], row["local_day"], item)
+    entry = Entry(state.key, row["municipality"], row["local_day"], item)
     seen = local_day(event.occurred_at) if isinstance(event, UpsertEvent) else None
     return json.dumps(
         {"entry": entry.to_json(), "seen": seen.isoformat() if seen else None}
@@ -149,8 +150,8 @@ def contribution_message(state: VisitState, event: UpsertEvent | VoidEvent) -> b
 def _wire_revisions(
     app: faust.App, settings: Settings, topics: _Topics, stats: StreamStats
 ) -> None:
-    # JSON keys and values (Faust's default codec); one entry per visit_id.
-    states = app.Table("visit-state", default=None, partitions=settings.partitions)
+    # One entry per visit_id.
+    states = durable_table(app, "visit-state", settings.partitions)
 
     async def dead_letter(event: EventT[Any], rejection: Rejection) -> None:
         msg = event.message
@@ -180,6 +181,7 @@ def _wire_revisions(
         stored = states.get(visit_id)
         applied = apply_event(state_from_json(stored) if stored else None, result.event)
         states[visit_id] = state_to_json(applied.state)
+        await states.send_changes()
         # Sent even when nothing changed: after a crash the state may be ahead of what
         # reached the topics (all are flushed before a commit, but not atomically), so
         # re-processing must re-send. Versioned rows make the repeat harmless.
@@ -206,13 +208,17 @@ class _IndicatorStage:
 
     def __init__(self, app: faust.App, topics: _Topics, targets: Targets) -> None:
         self.topics, self.targets = topics, targets
-        self.entries = app.Table("visit-entries", default=None, partitions=1)
-        self.days = app.Table("days-seen", default=None, partitions=1)
-        self.alert_states = app.Table("alert-state", default=None, partitions=1)
+        self.entries = durable_table(app, "visit-entries", 1)
+        self.days = durable_table(app, "days-seen", 1)
+        self.alert_states = durable_table(app, "alert-state", 1)
         self.rollup = Rollup()
         self.generation = 0  # bumped by every rebalance
         self.built = -1  # the generation the rollup was rebuilt for
         self.range: tuple[date, date] | None = None  # (first day, clock day) last computed
+
+    async def send_changes(self) -> None:
+        for table in (self.entries, self.days, self.alert_states):
+            await table.send_changes()
 
     async def rebuild_if_needed(self) -> None:
         if self.built == self.generation:
@@ -323,6 +329,7 @@ def _wire_indicators(
                 stats.settled_position = event.message.offset + 1
             else:
                 stage.on_contribution(event.key.decode(), message)
+            await stage.send_changes()
             stats.contributions_position = event.message.offset + 1
 
     @app.timer(settings.tick_seconds, on_leader=True)  # type: ignore[untyped-decorator]  # faust's timer is untyped

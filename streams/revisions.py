@@ -1,17 +1,22 @@
 """The effective visit set (SPEC §1), as pure functions: no Faust here.
 
 Per `visit_id` the stream keeps a :class:`VisitState`: the event ids seen, the winning
-event, the best `upsert` and the row last emitted for the `visits` table. Applying an
-event is idempotent and commutative: the same events in any order, with any repeats,
-reach the same state and the same final row. (The `version` counter counts emitted
-changes, so it may differ between orders; the store keeps the highest.)
+event and the best `upsert`. Applying an event is idempotent and commutative: the same
+events in any order, with any repeats, reach the same state and the same row.
+
+A state's `key` is the rank of its winner (and best upsert): it grows with every change
+of the row and is a function of the events alone, not of how many were processed. So a
+consumer that keeps, per visit, the row with the greatest key computes the maximum over
+everything it was ever sent: lost, repeated or reordered messages (a crash) cannot make
+it keep an older row, nor reuse a number for different contents.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from vizita.contracts import EVENT_ADAPTER, UpsertEvent, VoidEvent, local_day
@@ -24,16 +29,27 @@ _DESCRIPTIVE = (
 )  # fmt: skip
 
 
-def _rank(event: Event) -> tuple[int, datetime, str]:
-    return (event.revision, event.submitted_at, event.event_id)
+_EPOCH = datetime(1900, 1, 1, tzinfo=UTC)  # instants before it are invalid (contracts)
+Rank = tuple[int, int, str, str]
+
+
+def rank(event: Event) -> Rank:
+    """SPEC §1's order (revision, submitted_at, event_id); on a full tie (two payloads
+    reusing one event_id) a digest of the canonical JSON decides, so arrival order
+    never does."""
+    micros = (event.submitted_at - _EPOCH) // timedelta(microseconds=1)
+    digest = hashlib.sha256(event.model_dump_json().encode()).hexdigest()[:16]
+    return (event.revision, micros, event.event_id, digest)
 
 
 def _better(candidate: Event, current: Event | None) -> bool:
-    """SPEC §1's order (revision, submitted_at, event_id); on a full tie (two payloads
-    reusing one event_id) the canonical JSON decides, so arrival order never does."""
-    if current is None or _rank(candidate) != _rank(current):
-        return current is None or _rank(candidate) > _rank(current)
-    return candidate.model_dump_json() > current.model_dump_json()
+    if current is None:
+        return True
+    first = (candidate.revision, candidate.submitted_at, candidate.event_id)
+    second = (current.revision, current.submitted_at, current.event_id)
+    if first != second:  # the common case: no need for the digest
+        return first > second
+    return rank(candidate) > rank(current)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +57,23 @@ class VisitState:
     event_ids: frozenset[str]
     winner: Event
     best_upsert: UpsertEvent | None
-    version: int  # how many different rows this visit has had; the store keeps the highest
 
     @property
     def row(self) -> dict[str, Any]:
         return visit_row(self.winner, self.best_upsert)
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """Grows with every change of the row (the best upsert only matters under a void)."""
+        best = rank(self.best_upsert) if self.best_upsert else ()
+        return (*rank(self.winner), *best)
+
+    @property
+    def version(self) -> int:
+        """The `visits` row's version (UInt128): revision, then submitted_at in µs. Ties
+        beyond that (a void's best upsert changing) go to the row written last."""
+        revision, micros, _, _ = rank(self.winner)
+        return revision * 2**64 + micros
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +102,7 @@ def apply_event(state: VisitState | None, event: Event) -> Applied:
     """Fold one valid event of a visit into its state."""
     best_if_first = event if isinstance(event, UpsertEvent) else None
     if state is None:
-        return Applied(
-            VisitState(frozenset({event.event_id}), event, best_if_first, 1), False, True
-        )
+        return Applied(VisitState(frozenset({event.event_id}), event, best_if_first), False, True)
     winner = event if _better(event, state.winner) else state.winner
     best = state.best_upsert
     if isinstance(event, UpsertEvent) and _better(event, best):
@@ -84,8 +110,7 @@ def apply_event(state: VisitState | None, event: Event) -> Applied:
     duplicate = event.event_id in state.event_ids
     ids = state.event_ids | {event.event_id}
     changed = visit_row(winner, best) != state.row
-    version = state.version + 1 if changed else state.version
-    return Applied(VisitState(ids, winner, best, version), duplicate, changed)
+    return Applied(VisitState(ids, winner, best), duplicate, changed)
 
 
 # --- the state as it is kept in a changelog-backed table -----------------------------------
@@ -94,13 +119,13 @@ def apply_event(state: VisitState | None, event: Event) -> Applied:
 def state_to_json(state: VisitState) -> dict[str, Any]:
     best = state.best_upsert.model_dump_json() if state.best_upsert else None
     return {"ids": sorted(state.event_ids), "winner": state.winner.model_dump_json(),
-            "best": best, "version": state.version}  # fmt: skip
+            "best": best}  # fmt: skip
 
 
 def state_from_json(data: dict[str, Any]) -> VisitState:
     winner = parse_event(data["winner"])
     best = UpsertEvent.model_validate_json(data["best"]) if data["best"] else None
-    return VisitState(frozenset(data["ids"]), winner, best, int(data["version"]))
+    return VisitState(frozenset(data["ids"]), winner, best)
 
 
 def parse_event(text: str | bytes) -> Event:
@@ -109,7 +134,8 @@ def parse_event(text: str | bytes) -> Event:
 
 
 def change_message(state: VisitState) -> bytes:
-    """What `visits-effective` carries when a visit's row changed (see sinks)."""
+    """What `visits-effective` carries: the visit's state, from which the sink makes
+    the row (see sinks)."""
     return json.dumps(state_to_json(state)).encode()
 
 

@@ -23,27 +23,28 @@ SCOPES: tuple[str, ...] = (*MUNICIPALITIES, ALL_KOSOVO)
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A visit as stage 2 knows it; `contribution` None: not effective (voided)."""
+    """A visit as stage 2 knows it; `contribution` None: not effective (voided).
+    `key` is stage 1's `VisitState.key`: the greatest key is the truest entry."""
 
-    version: int
+    key: tuple[Any, ...]
     municipality: str | None
     day: date | None
     contribution: Contribution | None
 
     def to_json(self) -> list[Any]:
-        return [self.version, self.municipality, self.day.isoformat() if self.day else None,
+        return [list(self.key), self.municipality, self.day.isoformat() if self.day else None,
                 self.contribution.to_json() if self.contribution else None]  # fmt: skip
 
     @staticmethod
     def from_json(data: list[Any]) -> Entry:
         day = date.fromisoformat(data[2]) if data[2] else None
         item = Contribution.from_json(data[3]) if data[3] else None
-        return Entry(int(data[0]), data[1], day, item)
+        return Entry(tuple(data[0]), data[1], day, item)
 
 
 def supersedes(incoming: Entry, stored: Entry | None) -> bool:
-    """Last writer wins by version; an equal version is the same row sent again."""
-    return stored is None or incoming.version > stored.version
+    """The greater key wins; an equal key is the same row sent again."""
+    return stored is None or incoming.key > stored.key
 
 
 @dataclass

@@ -1,8 +1,9 @@
 -- 0001: the tables of SPEC §5. `{db}` is the database name from the settings.
 -- Every statement is idempotent: a half-applied migration can simply run again.
 
--- One row per visit_id: its winning event (SPEC §1). `version` is the stream's change
--- counter for the visit. A correction can move a visit to another month, so its old
+-- One row per visit_id: its winning event (SPEC §1). `version` is the winner's revision
+-- and submitted_at (streams/revisions.py, VisitState.version), so it depends on the
+-- events alone. (Changed from UInt64 before any deployment existed.) A correction can move a visit to another month, so its old
 -- row sits in another partition, where background merges never reach it; `FINAL`
 -- still replaces it, because FINAL merges across partitions unless
 -- do_not_merge_across_partitions_select_final is set (never set it for this table).
@@ -28,7 +29,7 @@ CREATE TABLE IF NOT EXISTS {db}.visits
     referrals         Array(LowCardinality(String)),
     is_void           Bool,
     local_day         Date,
-    version           UInt64,
+    version           UInt128,
     stored_at         DateTime64(3, 'UTC') DEFAULT now64(3)
 )
 ENGINE = ReplacingMergeTree(version)

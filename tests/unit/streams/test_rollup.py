@@ -35,7 +35,8 @@ def done(household: str, nurse: str = "n-1", *more: str) -> Contribution:
 
 
 def entry(version: int, municipality: str, day: date, item: Contribution | None) -> Entry:
-    return Entry(version, municipality, day, item)
+    # Stage 1's keys are rank tuples; a one-element tuple orders the same way here.
+    return Entry((version,), municipality, day, item)
 
 
 def drain(rollup: Rollup, first: date = FIRST, clock: date = CLOCK) -> dict[Key, Row]:
@@ -102,7 +103,7 @@ def histories(draw: Any) -> tuple[dict[str, list[Entry]], list[tuple[str, int]]]
     for n in range(count):
         versions = draw(st.lists(bodies, min_size=1, max_size=4))
         visit_id = f"v-{n}"
-        visits[visit_id] = [Entry(i + 1, *body) for i, body in enumerate(versions)]
+        visits[visit_id] = [Entry((i + 1,), *body) for i, body in enumerate(versions)]
         arrivals.append((visit_id, len(versions) - 1))
         for index in range(len(versions)):
             arrivals.extend([(visit_id, index)] * draw(st.integers(0, 2)))
@@ -111,7 +112,7 @@ def histories(draw: Any) -> tuple[dict[str, list[Entry]], list[tuple[str, int]]]
 
 entries = st.builds(
     Entry,
-    version=st.integers(1, 2**31 - 1),
+    key=st.tuples(st.integers(1, 2**31 - 1), st.integers(0, 2**63), st.text(max_size=8)),
     municipality=st.none() | st.sampled_from(sorted(MUNICIPALITIES)),
     day=st.none() | st.dates(date(1900, 1, 1), date(2999, 12, 31)),
     contribution=st.none()
@@ -148,9 +149,9 @@ def test_entry_survives_the_changelog(item: Entry) -> None:
 def test_entry_json_by_example() -> None:
     item = entry(3, "peje", date(2024, 2, 29), done("hh-1", "n-2", "imm_den"))
     assert item.to_json() == [
-        3, "peje", "2024-02-29", ["hh-1", "n-2", ["completed", "effective", "imm_den"]],
+        [3], "peje", "2024-02-29", ["hh-1", "n-2", ["completed", "effective", "imm_den"]],
     ]  # fmt: skip
-    assert Entry.from_json([4, None, None, None]) == Entry(4, None, None, None)
+    assert Entry.from_json([[4], None, None, None]) == Entry((4,), None, None, None)
 
 
 # --- order does not matter ---------------------------------------------------------------------
@@ -198,7 +199,7 @@ def test_marked_all_then_applied_in_any_order_sends_what_a_rebuild_sends(seed: i
     rng = random.Random(seed)
     visits = {
         f"v-{n}": [
-            Entry(version, rng.choice(PLACES), BASE + timedelta(days=rng.randrange(SPAN)),
+            Entry((version,), rng.choice(PLACES), BASE + timedelta(days=rng.randrange(SPAN)),
                   None if rng.random() < 0.2 else done(f"hh-{rng.randrange(4)}",
                                                        f"n-{rng.randrange(3)}", "imm_den"))
             for version in range(1, rng.randint(2, 4))
@@ -320,7 +321,7 @@ def test_changed_values_sends_exactly_the_rows_that_changed(
 
     visit_id = sorted(final)[target % len(final)]
     old = final[visit_id]
-    new = Entry(old.version + 1, *change)
+    new = Entry((old.key[0] + 1,), *change)
     scopes = tuple(sorted({s for s in (old.municipality, new.municipality) if s} | {ALL_KOSOVO}))
     before = all_rows(rollup, scopes)
     rollup.replace(old, new)
