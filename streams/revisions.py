@@ -42,6 +42,12 @@ def rank(event: Event) -> Rank:
     return (event.revision, micros, event.event_id, digest)
 
 
+def _number(event: Event) -> int:
+    """Revision and submitted_at (µs since 1900, < 2**56) as one number < 2**88."""
+    revision, micros, _, _ = rank(event)
+    return revision * 2**56 + micros
+
+
 def _better(candidate: Event, current: Event | None) -> bool:
     if current is None:
         return True
@@ -70,10 +76,10 @@ class VisitState:
 
     @property
     def version(self) -> int:
-        """The `visits` row's version (UInt128): revision, then submitted_at in µs. Ties
-        beyond that (a void's best upsert changing) go to the row written last."""
-        revision, micros, _, _ = rank(self.winner)
-        return revision * 2**64 + micros
+        """The `visits` row's version (UInt256): the winner's revision and submitted_at,
+        then the best upsert's (which changes a voided visit's row). Only a tie on both
+        event_ids' ranks beyond the microsecond is left to the row written last."""
+        return _number(self.winner) * 2**88 + (_number(self.best_upsert) if self.best_upsert else 0)
 
 
 @dataclass(frozen=True, slots=True)

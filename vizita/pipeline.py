@@ -65,6 +65,17 @@ class Pipeline:
             await self.app.stop()
         log.info("pipeline.stopped")
 
+    async def wait_until_ready(self, settle: float = 2.0, poll: float = 0.1) -> None:
+        """Until the stream holds partitions, its tables are recovered, and no
+        rebalance followed for `settle` seconds."""
+        loop = asyncio.get_running_loop()
+        quiet_since = None
+        while quiet_since is None or loop.time() - quiet_since < settle:
+            recovered = self.app.tables.recovery.completed.is_set()
+            ready = recovered and not self.app.rebalancing and bool(self.app.consumer.assignment())
+            quiet_since = (quiet_since or loop.time()) if ready else None
+            await asyncio.sleep(poll)
+
     async def _ends(self, topic: str) -> dict[int, int]:
         return await asyncio.to_thread(
             end_offsets, bootstrap_of(self.settings), self.settings.topic(topic)

@@ -48,15 +48,21 @@ def store_counts(store: Store) -> tuple[int, ...]:
     return tuple(counts)
 
 
-async def _run(settings: Settings, store: Store, before: dict[int, int]) -> dict[str, int]:
+async def _run(settings: Settings, store: Store, path: Path) -> tuple[int, dict[str, int]]:
     pipeline = Pipeline(settings, store)
     await pipeline.start()
     try:
+        # Publish only once the workers hold their partitions: faust-streaming can drop
+        # messages it fetched just before a start-up rebalance (README, Known problems).
+        await pipeline.wait_until_ready()
+        topic = settings.topic(TOPIC_VISITS)
+        before = await asyncio.to_thread(end_offsets, bootstrap_of(settings), topic)
+        read = await asyncio.to_thread(publish, read_lines(path), bootstrap_of(settings), topic)
         await pipeline.wait_until_stored(before)
     finally:
         await pipeline.stop()
     assert pipeline.stats is not None
-    return dict(pipeline.stats.counts)
+    return read, dict(pipeline.stats.counts)
 
 
 def replay(settings: Settings, store: Store, path: Path) -> ReplaySummary:
@@ -66,10 +72,7 @@ def replay(settings: Settings, store: Store, path: Path) -> ReplaySummary:
     started = time.monotonic()
     migrate(store)
     prepare_topics(settings)
-    topic = settings.topic(TOPIC_VISITS)
-    before = end_offsets(bootstrap_of(settings), topic)
-    read = publish(read_lines(path), bootstrap_of(settings), topic)
-    counts = asyncio.run(_run(settings, store, before))
+    read, counts = asyncio.run(_run(settings, store, path))
     valid = counts.get("valid", 0) + counts.get("duplicate", 0)
     return ReplaySummary(read, valid, counts.get("duplicate", 0), counts.get("dead_lettered", 0),
                          round(time.monotonic() - started, 2), *store_counts(store))  # fmt: skip

@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS {db}.visits
     referrals         Array(LowCardinality(String)),
     is_void           Bool,
     local_day         Date,
-    version           UInt128,
+    version           UInt256,
     stored_at         DateTime64(3, 'UTC') DEFAULT now64(3)
 )
 ENGINE = ReplacingMergeTree(version)
