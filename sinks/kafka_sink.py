@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -88,18 +87,10 @@ def dead_letter_row(record: ConsumerRecord[bytes, bytes]) -> tuple[Any, ...]:
             _header(record, DLQ_HEADER_DETAIL), record.value or b"", source)  # fmt: skip
 
 
-@dataclass
-class SinkProgress:
-    # (topic, partition) -> next offset not yet stored
-    positions: dict[tuple[str, int], int] = field(default_factory=dict)
-    rows: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-
-
 class KafkaSink:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
-        self.progress = SinkProgress()
         # topic name -> (table, columns, row maker)
         self._routes: dict[str, tuple[str, tuple[str, ...], Callable[[Any], tuple[Any, ...]]]] = {
             settings.topic(TOPIC_VISITS_EFFECTIVE): (VISITS, VISIT_COLUMNS, visit_row_values),
@@ -127,7 +118,6 @@ class KafkaSink:
                 if batch:
                     await self._store(batch)
                     await self._consumer.commit()
-                    self._advance(batch)
         finally:
             await self._consumer.stop()
 
@@ -162,7 +152,6 @@ class KafkaSink:
         columns = {table: cols for table, cols, _ in self._routes.values()}
         for table, table_rows in self._rows(batch).items():
             await self._write_with_retry(table, columns[table], table_rows)
-            self.progress.rows[table] += len(table_rows)
 
     async def _write_with_retry(self, table: str, columns: Sequence[str], rows: list[Any]) -> None:
         delay = 0.2
@@ -174,13 +163,6 @@ class KafkaSink:
                 log.warning("sink.store_unavailable", table=table, retry_in=delay, error=str(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.store_retry_max_seconds)
-
-    def _advance(self, batch: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        for record in batch:
-            key = (record.topic, record.partition)
-            self.progress.positions[key] = max(
-                self.progress.positions.get(key, 0), record.offset + 1
-            )
 
     async def caught_up(self, ends: dict[TopicPartition, int]) -> bool:
         """Whether everything up to `ends` is stored (committed after its batch)."""

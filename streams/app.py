@@ -74,8 +74,7 @@ class StreamStats:
     counts: Counter[str] = field(default_factory=Counter)
     # partition -> next offset to process, of the `visits` topic
     positions: dict[int, int] = field(default_factory=dict)
-    # stage 2: the next offset to process, and the offset up to which all is computed
-    contributions_position: int = 0
+    # stage 2: the offset up to which everything is computed (a tick's offset + 1)
     settled_position: int = 0
 
     def done(self, partition: int, offset: int, outcome: str) -> None:
@@ -330,7 +329,6 @@ def _wire_indicators(
             else:
                 stage.on_contribution(event.key.decode(), message)
             await stage.send_changes()
-            stats.contributions_position = event.message.offset + 1
 
     @app.timer(settings.tick_seconds, on_leader=True)  # type: ignore[untyped-decorator]  # faust's timer is untyped
     async def tick() -> None:

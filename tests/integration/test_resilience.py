@@ -50,6 +50,12 @@ def payloads() -> list[bytes]:
     return simulate(STREAM)
 
 
+def _settings(kafka: LocalBroker, name: str, work: Path) -> Settings:
+    """Each scenario's own topics, consumer groups and database."""
+    return Settings(kafka_bootstrap=kafka.bootstrap, topic_prefix=f"{name}.", app_id=name,
+                    database=name, data_dir=work / "data")  # fmt: skip
+
+
 def _env(settings: Settings) -> dict[str, str]:
     return {
         **os.environ, "VIZITA_TOPIC_PREFIX": settings.topic_prefix,
@@ -89,8 +95,7 @@ def reference(
 ) -> dict[str, Any]:
     """The tables one uninterrupted worker leaves."""
     work = tmp_path_factory.mktemp("reference")
-    settings = Settings(kafka_bootstrap=kafka.bootstrap, topic_prefix="ref.", app_id="ref",
-                        database="ref", data_dir=work / "data")  # fmt: skip
+    settings = _settings(kafka, "ref", work)
     _publish(settings, payloads)
     _finish(_worker(settings, work / "store", "--exit-when-done"))
     dump = _dump(work / "store", "ref")
@@ -164,8 +169,7 @@ def crashed(
 ) -> dict[str, Any]:
     """The tables after a worker is killed with SIGKILL mid-stream and restarted."""
     work = tmp_path_factory.mktemp("crashed")
-    settings = Settings(kafka_bootstrap=kafka.bootstrap, topic_prefix="crash.", app_id="crash",
-                        database="crash", data_dir=work / "data")  # fmt: skip
+    settings = _settings(kafka, "crash", work)
     valid = sum(isinstance(validate_payload(p), ValidEvent) for p in payloads)
     _publish(settings, payloads)
     first = _worker(settings, work / "store")
@@ -183,8 +187,7 @@ def shared(
 ) -> dict[str, Any]:
     """The tables when two worker processes share the partitions."""
     work = tmp_path_factory.mktemp("shared")
-    settings = Settings(kafka_bootstrap=kafka.bootstrap, topic_prefix="two.", app_id="two",
-                        database="two", data_dir=work / "data")  # fmt: skip
+    settings = _settings(kafka, "two", work)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     prepare_topics(settings)
     helper = _worker(settings, work / "unused", "--no-sink")
