@@ -247,7 +247,7 @@ def test_any_order_with_duplicates_gives_the_expected_rows(
         assert state.event_ids == {e.event_id for e in events if e.visit_id == visit_id}
         assert state.row == visit_row(state.winner, state.best_upsert)
     # A submission seen before is reported as a duplicate and changes nothing; the key
-    # grows exactly when the row changes, and the final key depends on the events only.
+    # grows whenever the row changes, and the final key depends on the events only.
     seen: set[str] = set()
     keys: dict[str, tuple[object, ...]] = {}
     for event, applied in steps:
@@ -257,7 +257,10 @@ def test_any_order_with_duplicates_gives_the_expected_rows(
         seen.add(event.event_id)
         previous = keys.get(event.visit_id)
         if previous is not None:
-            assert (applied.state.key > previous) == applied.changed  # type: ignore[operator]
+            # A changed row always has a greater key; the key may also grow without a
+            # visible change (a void's new best upsert with the same fields).
+            if applied.changed:
+                assert applied.state.key > previous  # type: ignore[operator]
             assert applied.state.key >= previous  # type: ignore[operator]
         keys[event.visit_id] = applied.state.key
     for visit_id, state in shuffled.items():
