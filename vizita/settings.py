@@ -52,6 +52,19 @@ class Settings(BaseSettings):
     targets_file: Path = CONFIG_DIR / "targets.yaml"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
+    # The ingest endpoint (`vizita ingest`): POST /v1/visits. Submitters and the
+    # sha256 of their bearer tokens are in `ingest_submitters_file`, never the tokens.
+    ingest_host: str = "127.0.0.1"
+    ingest_port: int = Field(default=8080, ge=0, le=65535)
+    ingest_submitters_file: Path = CONFIG_DIR / "submitters.yaml"
+    ingest_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    ingest_max_items: int = Field(default=500, ge=1)
+    # Grafana (`vizita dashboards push`); the token comes from the environment only.
+    grafana_url: str = "http://localhost:3000"
+    grafana_token: SecretStr | None = None
+    grafana_datasource_uid: str = Field(default="vizita-clickhouse", pattern=r"^[A-Za-z0-9_-]+$")
+    # `vizita demo` writes its HTML report here when it stops.
+    report_path: Path = DEFAULT_DATA_DIR / "report.html"
 
     def topic(self, name: str) -> str:
         """The broker's name for a contract topic (prefixed in tests)."""
