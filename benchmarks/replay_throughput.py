@@ -1,5 +1,5 @@
-"""Replay throughput: events per second through the whole pipeline (broker, stage 1,
-sink, embedded store), on a fresh local broker and a fresh store.
+"""Replay throughput: events per second through the whole pipeline (broker, both
+stages, sink, embedded store), on a fresh local broker and a fresh store.
 
     .venv/bin/python benchmarks/replay_throughput.py [--days 60] [--per-day 1700]
 """
@@ -13,8 +13,10 @@ from pathlib import Path
 
 from producers.simulator import SimulationConfig, simulate, write_jsonl
 from sinks.store import open_store
-from vizita.broker import kafka_for
+from vizita.broker import end_offsets, kafka_for
+from vizita.contracts import TOPIC_INDICATORS, TOPIC_VISIT_CONTRIBUTIONS
 from vizita.logs import configure_logging
+from vizita.pipeline import bootstrap_of
 from vizita.replay import replay
 from vizita.settings import Settings
 
@@ -35,10 +37,15 @@ def main() -> None:
             started = time.monotonic()
             summary = replay(live, store, work / "events.jsonl")
             seconds = time.monotonic() - started
+            sent = {name: sum(end_offsets(bootstrap_of(live), live.topic(name)).values())
+                    for name in (TOPIC_VISIT_CONTRIBUTIONS, TOPIC_INDICATORS)}  # fmt: skip
         store.close()
     print(f"events: {summary.read}  valid: {summary.valid}  dead-lettered: {summary.dead_lettered}")
     rate = summary.read / seconds
     print(f"replay (publish + process + store): {seconds:.1f} s = {rate:,.0f} events/s")
+    print(f"messages: {sent[TOPIC_VISIT_CONTRIBUTIONS]:,} contributions and ticks, "
+          f"{sent[TOPIC_INDICATORS]:,} indicator rows sent; {summary.indicator_rows_in_store:,} "
+          "rows in the store")  # fmt: skip
 
 
 if __name__ == "__main__":

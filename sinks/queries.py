@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sinks.schema import ACTIVE_ALERTS, INDICATOR_VALUES
+from sinks.schema import ACTIVE_ALERTS, DEAD_LETTERS, INDICATOR_VALUES, VISITS
 from sinks.sql import literal
 from sinks.store import Store
 
@@ -34,3 +34,38 @@ def active_alerts(store: Store) -> list[dict[str, Any]]:
         "SELECT municipality, indicator, window_days, value, target, denominator, as_of, "
         f"emitted_at FROM {store.table(ACTIVE_ALERTS)} ORDER BY municipality, indicator"
     )
+
+
+def as_of_range(store: Store) -> tuple[date, date] | None:
+    """The first and the last day with indicator values, or None when there are none."""
+    rows = store.query(
+        f"SELECT min(as_of) AS first, max(as_of) AS last, count() AS n "
+        f"FROM {store.table(INDICATOR_VALUES)} FINAL"
+    )
+    return (rows[0]["first"], rows[0]["last"]) if rows and rows[0]["n"] else None
+
+
+def indicator_series(
+    store: Store, municipality: str, since: date | None = None
+) -> list[dict[str, Any]]:
+    """One municipality's (or ALL's) rows of every day from `since`, both windows,
+    oldest first within each (indicator, window_days)."""
+    where = f"municipality = {literal(municipality)}"
+    if since:
+        where += f" AND as_of >= {literal(since)}"
+    return store.query(
+        "SELECT indicator, window_days, as_of, numerator, denominator, value "
+        f"FROM {store.table(INDICATOR_VALUES)} FINAL WHERE {where} "
+        "ORDER BY indicator, window_days, as_of"
+    )
+
+
+def store_totals(store: Store) -> dict[str, int]:
+    """Visits (not voided), voided visits and dead letters in the whole store."""
+    visits = store.query(
+        "SELECT countIf(NOT is_void) AS visits, countIf(is_void) AS voided "
+        f"FROM {store.table(VISITS)} FINAL"
+    )[0]
+    dead = store.query(f"SELECT count() AS n FROM {store.table(DEAD_LETTERS)} FINAL")[0]
+    return {"visits": int(visits["visits"]), "voided": int(visits["voided"]),
+            "dead_letters": int(dead["n"])}  # fmt: skip

@@ -10,6 +10,7 @@ INDICATOR_VALUES: Final = "indicator_values"
 ALERTS: Final = "alerts"
 ACTIVE_ALERTS: Final = "active_alerts"
 DEAD_LETTERS: Final = "dead_letters"
+CONSUMER_LAG: Final = "consumer_lag"  # migration 0002, written by sinks/lag.py
 SCHEMA_MIGRATIONS: Final = "schema_migrations"
 
 # Every field of SPEC §1, then what the store adds.
@@ -30,4 +31,7 @@ INDICATOR_COLUMNS: Final = (
 ALERT_COLUMNS: Final = (
     "municipality", "indicator", "window_days", "seq", "state", "value", "target",
     "denominator", "as_of", "emitted_at",
+)  # fmt: skip
+CONSUMER_LAG_COLUMNS: Final = (
+    "measured_at", "consumer_group", "topic", "partition", "end_offset", "committed_offset", "lag",
 )  # fmt: skip

@@ -28,6 +28,7 @@ from faust.types import EventT, StreamT
 
 from streams.alerts import ALERT_WINDOW, Reading, Target, Targets, load_targets, next_state
 from streams.durable import durable_table
+from streams.faust_fixes import VizitaApp
 from streams.indicators import Value, contribution
 from streams.revisions import (
     VisitState,
@@ -38,10 +39,6 @@ from streams.revisions import (
 )
 from streams.rollup import Entry, Rollup, supersedes
 from vizita.contracts import (
-    DLQ_HEADER_DETAIL,
-    DLQ_HEADER_FIELD,
-    DLQ_HEADER_REASON,
-    DLQ_HEADER_SOURCE,
     LOCAL_TZ,
     MUNICIPALITIES,
     TOPIC_ALERTS,
@@ -93,7 +90,7 @@ def build_app(settings: Settings) -> Pipelines:
         raise ValueError("the stream needs a Kafka bootstrap address")
     datadir = settings.data_dir / "faust" / settings.app_id
     datadir.parent.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = VizitaApp(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         # Tables live in memory and are rebuilt from their changelog topics at start.
@@ -155,10 +152,7 @@ def _wire_revisions(
     async def dead_letter(event: EventT[Any], rejection: Rejection) -> None:
         msg = event.message
         source = f"{msg.topic}/{msg.partition}/{msg.offset}"
-        headers = [(DLQ_HEADER_REASON, rejection.reason.value.encode()),
-                   (DLQ_HEADER_FIELD, rejection.field.encode()),
-                   (DLQ_HEADER_DETAIL, rejection.detail.encode()),
-                   (DLQ_HEADER_SOURCE, source.encode())]  # fmt: skip
+        headers = rejection.dlq_headers(source)
         # The original timestamp travels along, so a retried dead letter is identical.
         await topics.dlq.send(
             key=msg.key, value=msg.value, headers=headers, timestamp=msg.timestamp

@@ -248,3 +248,129 @@ def demo(ctx: click.Context, duration: float | None, days: int, store_url: str |
 
     settings = _start(ctx, store_url=store_url)
     run_demo(settings, duration=duration, history_days=days)
+
+
+@main.command()
+@click.option(
+    "--out", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+    help="the HTML file to write; default: report_path (.vizita/report.html)",
+)  # fmt: skip
+@store_option
+@click.pass_context
+def report(ctx: click.Context, report_path: Path | None, store_url: str | None) -> None:
+    """Write the store's report (indicators, targets, alerts) as one self-contained HTML file."""
+    from datetime import datetime
+
+    from sinks.migrations import migrate
+    from sinks.store import open_store
+    from streams.alerts import load_targets
+    from vizita.contracts import LOCAL_TZ
+    from vizita.report import build_report, write_report
+
+    settings = _start(ctx, store_url=store_url, report_path=report_path)
+    targets = load_targets(settings.targets_file)
+    store = open_store(settings.store_url.get_secret_value(), settings.database)
+    try:
+        migrate(store)
+        page = build_report(store, targets, datetime.now(LOCAL_TZ))
+    finally:
+        store.close()
+    try:
+        write_report(settings.report_path, page)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {settings.report_path}: {exc}") from exc
+    click.echo(f"report: {settings.report_path}")
+
+
+@main.group()
+def ingest() -> None:
+    """The HTTP endpoint submitters post visits to (POST /v1/visits)."""
+
+
+@ingest.command("serve")
+@click.option("--host", "ingest_host", help="address to listen on (default: ingest_host)")
+@click.option("--port", "ingest_port", type=int, help="port to listen on (default: ingest_port)")
+@click.option("--bootstrap", "kafka_bootstrap", help="Kafka HOST:PORT (required)")
+@click.pass_context
+def ingest_serve(
+    ctx: click.Context, ingest_host: str | None, ingest_port: int | None,
+    kafka_bootstrap: str | None,
+) -> None:  # fmt: skip
+    """Serve POST /v1/visits until SIGINT or SIGTERM (needs a Kafka bootstrap)."""
+    from producers.ingest import require_submitters, serve
+    from vizita.errors import ConfigError
+    from vizita.pipeline import prepare_topics
+
+    settings = _start(
+        ctx, ingest_host=ingest_host, ingest_port=ingest_port, kafka_bootstrap=kafka_bootstrap
+    )
+    if not settings.kafka_bootstrap:
+        raise click.UsageError("ingest serve needs --bootstrap or VIZITA_KAFKA_BOOTSTRAP")
+    try:
+        require_submitters(settings.ingest_submitters_file)  # before anything else starts
+        prepare_topics(settings)
+        asyncio.run(serve(settings))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@ingest.command("token")
+@click.argument("name")
+@click.pass_context
+def ingest_token(ctx: click.Context, name: str) -> None:
+    """Make a bearer token for submitter NAME; print it once, and its submitters line."""
+    import re
+
+    from producers.ingest import SUBMITTER_NAME_PATTERN, new_token, submitters_line
+
+    if not re.fullmatch(SUBMITTER_NAME_PATTERN, name):
+        raise click.BadParameter("1-64 of A-Z a-z 0-9 _ . -", param_hint="NAME")
+    settings = _settings(ctx)
+    token = new_token()
+    click.echo(f"token for {name} (shown only now; give it to the submitter):\n  {token}\n")
+    click.echo(f"add under `submitters:` in {settings.ingest_submitters_file}, then restart:")
+    click.echo(submitters_line(name, token))
+
+
+@main.group(name="dashboards")
+def dashboards_group() -> None:
+    """Grafana dashboards and alert rules as code."""
+
+
+@dashboards_group.command("build")
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path),
+    help="writes OUT/dashboards/*.json and OUT/alerting/vizita.yaml "
+         "(default: the repository's config/grafana)",
+)  # fmt: skip
+@click.pass_context
+def dashboards_build(ctx: click.Context, out: Path | None) -> None:
+    """Write the three dashboards and the alerting provisioning file."""
+    from dashboards.build import build_all, write
+    from dashboards.config import BuildConfig
+    from vizita.settings import CONFIG_DIR
+
+    settings = _start(ctx)
+    built = build_all(BuildConfig.from_settings(settings))
+    for path in write(built, out or CONFIG_DIR / "grafana"):
+        click.echo(f"wrote {path}")
+
+
+@dashboards_group.command("push")
+@click.option("--url", "grafana_url", help="Grafana's URL (default: settings grafana_url)")
+@click.option("--folder-uid", help="the Grafana folder to put the dashboards in")
+@click.pass_context
+def dashboards_push(ctx: click.Context, grafana_url: str | None, folder_uid: str | None) -> None:
+    """Send the dashboards to Grafana (token: VIZITA_GRAFANA_TOKEN)."""
+    from dashboards.build import build_all
+    from dashboards.config import BuildConfig
+    from dashboards.errors import DashboardsError
+    from dashboards.push import push_dashboards
+
+    settings = _start(ctx, grafana_url=grafana_url)
+    built = build_all(BuildConfig.from_settings(settings))
+    try:
+        pushed = push_dashboards(built, settings.grafana_url, settings.grafana_token, folder_uid)
+    except DashboardsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"pushed {', '.join(pushed)} to {settings.grafana_url}")

@@ -46,6 +46,8 @@ DLQ_HEADER_REASON = "vizita-reason"
 DLQ_HEADER_FIELD = "vizita-field"
 DLQ_HEADER_DETAIL = "vizita-detail"
 DLQ_HEADER_SOURCE = "vizita-source"
+# Who sent a payload through the ingest endpoint (on `visits` and on its dead letters).
+SUBMITTER_HEADER = "vizita-submitter"
 
 # --- time -----------------------------------------------------------------------------
 
@@ -284,6 +286,13 @@ class Rejection:
     @property
     def is_valid(self) -> Literal[False]:
         return False
+
+    def dlq_headers(self, source: str) -> list[tuple[str, bytes]]:
+        """The headers of this rejection's dead letter; `source` says where it came from."""
+        return [(DLQ_HEADER_REASON, self.reason.value.encode()),
+                (DLQ_HEADER_FIELD, self.field.encode()),
+                (DLQ_HEADER_DETAIL, self.detail.encode()),
+                (DLQ_HEADER_SOURCE, source.encode())]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

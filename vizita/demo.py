@@ -22,6 +22,7 @@ from sinks.store import Store, open_store
 from vizita.broker import kafka_for
 from vizita.contracts import LOCAL_TZ, MUNICIPALITIES, TOPIC_VISITS
 from vizita.pipeline import Pipeline, bootstrap_of, prepare_topics
+from vizita.report import save_report
 from vizita.settings import Settings
 from vizita.views import SHORT, fmt, values_at_alert_window
 
@@ -119,4 +120,12 @@ def run_demo(settings: Settings, *, duration: float | None, history_days: int) -
             stop.set()
             producer.join(timeout=5)
     finally:
-        store.close()
+        # The pipeline has stopped, however the run ended (Ctrl-C, --duration, an
+        # error): report what the store holds. save_report logs its own failure, so
+        # the real reason the demo ended is never hidden.
+        try:
+            report = save_report(settings, store, datetime.now(LOCAL_TZ))
+            if report is not None:
+                print(f"report: {report}")
+        finally:
+            store.close()

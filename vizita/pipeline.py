@@ -16,6 +16,7 @@ import structlog
 from aiokafka import TopicPartition
 
 from sinks.kafka_sink import SINK_TOPICS, KafkaSink
+from sinks.lag import record_consumer_lag
 from sinks.store import Store
 from streams.app import STAGE_TOPICS, StreamStats, build_app
 from vizita.broker import committed_offsets, end_offsets, ensure_topics
@@ -23,6 +24,9 @@ from vizita.contracts import TOPIC_VISIT_CONTRIBUTIONS, TOPIC_VISITS
 from vizita.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+LAG_EVERY_SECONDS = 30.0
+WAITING_LOG_SECONDS = 10.0
 
 
 def bootstrap_of(settings: Settings) -> str:
@@ -46,6 +50,8 @@ class Pipeline:
     stats: StreamStats | None = None
     sink: KafkaSink | None = None
     _sink_task: asyncio.Task[None] | None = None
+    _lag_task: asyncio.Task[None] | None = None
+    _last_waiting_log: float = 0.0
 
     async def start(self) -> None:
         stage = build_app(self.settings)
@@ -54,9 +60,24 @@ class Pipeline:
         if self.store is not None:
             self.sink = KafkaSink(self.settings, self.store)
             self._sink_task = asyncio.create_task(self.sink.run(), name="sink")
+            self._lag_task = asyncio.create_task(self._record_lag(self.store), name="lag")
         log.info("pipeline.started", app_id=self.settings.app_id, sink=self.sink is not None)
 
+    async def _record_lag(self, store: Store) -> None:
+        """Consumer lag into the store every LAG_EVERY_SECONDS, for the health dashboard.
+        A failed measurement is logged and retried next time: lag is a gauge."""
+        while True:
+            try:
+                await asyncio.to_thread(record_consumer_lag, self.settings, store)
+            except Exception as exc:  # never let a gauge stop the pipeline
+                log.warning("lag.not_recorded", error=repr(exc))
+            await asyncio.sleep(LAG_EVERY_SECONDS)
+
     async def stop(self) -> None:
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lag_task
         if self.sink is not None and self._sink_task is not None:
             self.sink.stop()
             with contextlib.suppress(asyncio.CancelledError):
@@ -97,7 +118,15 @@ class Pipeline:
         if not left:
             return True
         committed = await self._committed(TOPIC_VISITS)  # the slower question, asked only now
+        self._waiting("stage1", ends=ends, committed=committed, positions=dict(positions))
         return all(committed.get(p, 0) >= ends[p] for p in left)
+
+    def _waiting(self, stage: str, **numbers: Any) -> None:
+        """A progress line every WAITING_LOG_SECONDS while a wait lasts (what is pending)."""
+        now = asyncio.get_running_loop().time()
+        if now - self._last_waiting_log >= WAITING_LOG_SECONDS:
+            self._last_waiting_log = now
+            log.info("pipeline.waiting", stage=stage, **numbers)
 
     async def _settle_stage1(self, before: dict[int, int], poll: float) -> None:
         while True:
@@ -114,8 +143,11 @@ class Pipeline:
         assert self.stats is not None
         end = sum((await self._ends(TOPIC_VISIT_CONTRIBUTIONS)).values())
         while self.stats.settled_position < end:
-            if sum((await self._committed(TOPIC_VISIT_CONTRIBUTIONS)).values()) > end:
+            committed = sum((await self._committed(TOPIC_VISIT_CONTRIBUTIONS)).values())
+            if committed > end:
                 break
+            self._waiting("stage2", end=end, committed=committed,
+                          settled=self.stats.settled_position)  # fmt: skip
             await asyncio.sleep(poll)
         await self.app.producer.flush()
 
@@ -129,5 +161,8 @@ class Pipeline:
             for partition, end in (await self._ends(topic)).items():
                 outputs[TopicPartition(self.settings.topic(topic), partition)] = end
         assert self.sink is not None, "waiting for the store needs the sink in this process"
-        while not await self.sink.caught_up(outputs):  # noqa: ASYNC110  # polls the broker
+        while not await self.sink.caught_up(outputs):  # polls the broker
+            self._waiting(
+                "sink", ends={f"{tp.topic}/{tp.partition}": n for tp, n in outputs.items()}
+            )
             await asyncio.sleep(poll)

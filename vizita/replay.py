@@ -52,8 +52,8 @@ async def _run(settings: Settings, store: Store, path: Path) -> tuple[int, dict[
     pipeline = Pipeline(settings, store)
     await pipeline.start()
     try:
-        # Publish only once the workers hold their partitions: faust-streaming can drop
-        # messages it fetched just before a start-up rebalance (README, Known problems).
+        # Publish once the workers hold their partitions, so that the start-up rebalance
+        # does not make the first seconds of the replay processed twice.
         await pipeline.wait_until_ready()
         topic = settings.topic(TOPIC_VISITS)
         before = await asyncio.to_thread(end_offsets, bootstrap_of(settings), topic)

@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     ingest_host: str = "127.0.0.1"
     ingest_port: int = Field(default=8080, ge=0, le=65535)
     ingest_submitters_file: Path = CONFIG_DIR / "submitters.yaml"
-    ingest_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Under Kafka's default 1 MiB message limit, with room for a dead letter's headers.
+    ingest_max_body_bytes: int = Field(default=1_000_000, ge=1024)
     ingest_max_items: int = Field(default=500, ge=1)
     # Grafana (`vizita dashboards push`); the token comes from the environment only.
     grafana_url: str = "http://localhost:3000"

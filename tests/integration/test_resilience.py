@@ -42,7 +42,8 @@ STREAM = SimulationConfig(
 )  # fmt: skip
 DUMP = Path(__file__).parent / "dump_store.py"
 WORKER_TIMEOUT = 240
-SHARED_TIMEOUT = 150
+# The first test of each scenario waits for its module fixtures (three full runs).
+pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture(scope="module")
@@ -151,18 +152,6 @@ def _wait_for_progress(settings: Settings, least: int) -> int:
     raise AssertionError("the worker made no progress")
 
 
-# Faust-streaming 0.15.3 can drop messages right after a (re)start: its fetch loop marks
-# the rest of a batch fetched before the seek to the committed offset as read, while the
-# flow is suspended, and later skips them as already read ("DROPPED MESSAGE ROFF"). Seen
-# here: a restarted worker handled visit-contributions offset 910, then 927; 911-926
-# never reached stage 2, so about 1 run in 2 leaves some visits out of the indicators.
-# The rows of `visits` were identical in every run so far. Kept as a known failure
-# until stage 2 no longer depends on it (see README, "Known problems").
-FAUST_DROP = pytest.mark.xfail(
-    strict=False, reason="faust-streaming drops messages fetched before the restart seek"
-)
-
-
 @pytest.fixture(scope="module")
 def crashed(
     kafka: LocalBroker, payloads: list[bytes], tmp_path_factory: pytest.TempPathFactory
@@ -195,17 +184,11 @@ def shared(
     _publish(settings, payloads)
     main = _worker(settings, work / "store", "--exit-when-done")
     try:
-        finished = main.wait(SHARED_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        main.kill()
-        finished = None
+        assert main.wait(WORKER_TIMEOUT) == 0
     finally:
+        main.kill()
         helper.send_signal(signal.SIGTERM)
         helper.wait(60)
-    if finished is None:
-        # A known failure, not a skip: see FAUST_DROP above and README, "Known problems".
-        pytest.xfail("two workers: the sinking worker did not finish (faust-streaming drop)")
-    assert finished == 0
     return _dump(work / "store", "two")
 
 
@@ -216,7 +199,6 @@ def test_sigkill_and_restart_keep_visits_and_dead_letters(
     assert crashed[table] == reference[table]
 
 
-@FAUST_DROP
 def test_sigkill_and_restart_keep_the_indicators(
     crashed: dict[str, Any], reference: dict[str, Any]
 ) -> None:
@@ -231,7 +213,6 @@ def test_two_workers_keep_visits_and_dead_letters(
     assert shared[table] == reference[table]
 
 
-@FAUST_DROP
 def test_two_workers_keep_the_indicators(shared: dict[str, Any], reference: dict[str, Any]) -> None:
     assert shared["indicator_values"] == reference["indicator_values"]
     _check_alerts(shared)

@@ -1,0 +1,144 @@
+"""Alert delivery: Grafana's alerting provisioning file (apiVersion 1) with the alert
+rules, an e-mail contact point and the notification policy.
+
+The file format is Grafana's (docs: alerting/set-up/provision-alerting-resources/
+file-provisioning; pkg/services/provisioning/alerting/rules_types.go). Rules are made
+with the Foundation SDK's alerting builders, whose JSON is the HTTP API's; the file
+wants the rule without `folderUID`, `orgID` and `ruleGroup` (the group carries those).
+
+Grafana replaces `$NAME` / `${NAME}` with the environment in provisioning files: the
+contact point's address is `$VIZITA_ALERT_EMAIL`. Rule queries (`model`) and
+annotations are read raw, so the SQL macros and `{{ $labels.x }}` stay as they are;
+titles and labels are interpolated, so they carry no `$`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from grafana_foundation_sdk.builders import alerting as alerting_builder
+from grafana_foundation_sdk.builders import expr as expr_builder
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import alerting as alerting_model
+
+from dashboards import sql
+from dashboards.config import MUNICIPALITY_UID, PIPELINE_UID, BuildConfig
+from dashboards.query import ClickHouseQueryBuilder, Sql
+
+FOLDER = "Vizita"
+GROUP = "vizita"
+CONTACT_POINT = "Vizita programme managers"
+EMAIL_FROM_ENVIRONMENT = "$VIZITA_ALERT_EMAIL"
+EXPRESSIONS = "__expr__"  # the datasource uid of Grafana's server-side expressions
+STALLED_AFTER_SECONDS = 12 * 3600  # nurses submit in the daytime; a night is quiet
+LAG_LIMIT = 10_000
+
+NoData = Literal["Alerting", "NoData", "OK"]
+ExecErr = Literal["OK", "Alerting", "Error"]
+
+
+def rule_queries(database: str) -> list[Sql]:
+    """The SQL of every rule, in rule order."""
+    return [sql.behind_target(database), sql.seconds_since_last_visit(database),
+            sql.latest_consumer_lag(database)]  # fmt: skip
+
+
+def provisioning(config: BuildConfig) -> dict[str, Any]:
+    """The whole provisioning document, ready for YAML."""
+    group = {"orgId": 1, "name": GROUP, "folder": FOLDER, "interval": "1m", "rules": _rules(config)}
+    return {
+        "apiVersion": 1,
+        "groups": [group],
+        "contactPoints": [_contact_point()],
+        "policies": [_policy()],
+    }
+
+
+def _rules(config: BuildConfig) -> list[dict[str, Any]]:
+    behind, stalled, lag = rule_queries(config.database)
+    uid = config.datasource_uid
+    return [
+        _rule("vizita-behind-target", "Municipality behind its target", uid, behind,
+              limit=0.0, for_="5m", no_data="OK", exec_err="Error",
+              summary="{{ $labels.municipality }} is behind its target on "
+                      "{{ $labels.indicator }} (30-day window).",
+              link=f"/d/{MUNICIPALITY_UID}?var-municipality={{{{ $labels.municipality }}}}",
+              severity="warning"),
+        _rule("vizita-no-visits-stored", "No visit stored for 12 hours", uid, stalled,
+              limit=float(STALLED_AFTER_SECONDS), for_="15m", no_data="Alerting",
+              exec_err="Alerting",
+              summary="No visit has reached the store for over 12 hours: is the "
+                      "pipeline (or the store) down?",
+              link=f"/d/{PIPELINE_UID}", severity="critical"),
+        _rule("vizita-consumer-lag", "Consumer group falling behind", uid, lag,
+              limit=float(LAG_LIMIT), for_="10m", no_data="OK", exec_err="Error",
+              summary="{{ $labels.consumer_group }} is more than 10000 messages behind "
+                      "on {{ $labels.topic }}.",
+              link=f"/d/{PIPELINE_UID}", severity="warning"),
+    ]  # fmt: skip
+
+
+def _rule(
+    uid: str, title: str, datasource_uid: str, query: Sql, *, limit: float, for_: str,
+    no_data: NoData, exec_err: ExecErr, summary: str, link: str, severity: str,
+) -> dict[str, Any]:  # fmt: skip
+    """Query A (ClickHouse, a table: string columns become labels), B = last of A,
+    C = B above `limit`: the condition."""
+    rule = (
+        alerting_builder.Rule(title).uid(uid).condition("C").for_val(for_)
+        .no_data_state(no_data).exec_err_state(exec_err)
+        .labels({"severity": severity})
+        .annotations({"summary": summary, "dashboard": link})
+        .with_query(_source(query, datasource_uid))
+        .with_query(_expression("B", expr_builder.TypeReduce().expression("A").reducer("last")))
+        .with_query(_expression("C", _above("B", limit)))
+    )  # fmt: skip
+    return _file_rule(rule.build())
+
+
+def _source(query: Sql, datasource_uid: str) -> alerting_builder.Query:
+    model = ClickHouseQueryBuilder(query).ref_id("A").table().datasource(datasource_uid)
+    window = alerting_model.RelativeTimeRange(from_val=600, to=0)  # seconds
+    return (
+        alerting_builder.Query("A").datasource_uid(datasource_uid)
+        .relative_time_range(window).model(model)
+    )  # fmt: skip
+
+
+def _expression(ref_id: str, model: Any) -> alerting_builder.Query:
+    return alerting_builder.Query(ref_id).datasource_uid(EXPRESSIONS).model(model.ref_id(ref_id))
+
+
+def _above(ref_id: str, limit: float) -> expr_builder.TypeThreshold:
+    evaluator = expr_builder.ExprTypeThresholdConditionsEvaluator().type("gt").params([limit])
+    condition = expr_builder.ExprTypeThresholdConditions().evaluator(evaluator)
+    return expr_builder.TypeThreshold().expression(ref_id).conditions([condition])
+
+
+def _file_rule(rule: alerting_model.Rule) -> dict[str, Any]:
+    as_api: dict[str, Any] = json.loads(json.dumps(rule, cls=JSONEncoder))
+    for api_only in ("folderUID", "orgID", "ruleGroup"):
+        del as_api[api_only]
+    return as_api
+
+
+def _contact_point() -> dict[str, Any]:
+    point = (
+        alerting_builder.ContactPoint().uid("vizita-email").name(CONTACT_POINT).type("email")
+        .settings({"addresses": EMAIL_FROM_ENVIRONMENT, "singleEmail": True})
+        .disable_resolve_message(False)
+    ).build()  # fmt: skip
+    receiver: dict[str, Any] = json.loads(json.dumps(point, cls=JSONEncoder))
+    del receiver["name"]
+    return {"orgId": 1, "name": CONTACT_POINT, "receivers": [receiver]}
+
+
+def _policy() -> dict[str, Any]:
+    policy = (
+        alerting_builder.NotificationPolicy().receiver(CONTACT_POINT)
+        .group_by(["grafana_folder", "alertname", "municipality"])
+        .group_wait("30s").group_interval("5m").repeat_interval("12h")
+    ).build()  # fmt: skip
+    as_file: dict[str, Any] = json.loads(json.dumps(policy, cls=JSONEncoder))
+    return {"orgId": 1, **as_file}

@@ -1,0 +1,27 @@
+"""What the dashboards and alert rules are built from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streams.alerts import Targets, load_targets
+from vizita.contracts import LOCAL_TZ
+from vizita.settings import Settings
+
+OVERVIEW_UID = "vizita-overview"
+MUNICIPALITY_UID = "vizita-municipality"
+PIPELINE_UID = "vizita-pipeline"
+TAGS = ["vizita"]
+TIMEZONE = LOCAL_TZ.key  # programme days are Kosovo's (SPEC §2)
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    database: str  # the ClickHouse database the queries name
+    datasource_uid: str  # the Grafana ClickHouse datasource's uid
+    targets: Targets  # config/targets.yaml
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BuildConfig:
+        return cls(settings.database, settings.grafana_datasource_uid,
+                   load_targets(settings.targets_file))  # fmt: skip

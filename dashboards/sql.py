@@ -1,0 +1,262 @@
+"""The SQL of every panel and alert rule, with the columns each one returns.
+
+Table names come from sinks/schema.py; tables whose engine replaces rows are read
+`FINAL` (SPEC §5). `$__…` are the ClickHouse plugin's macros and
+`${municipality:sqlstring}` the dashboard variable, quoted by Grafana (see
+dashboards/macros.py, which the integration tests use to run all of this).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dashboards.names import ALL_LABEL, municipality_label
+from dashboards.query import Sql
+from sinks.schema import (
+    ACTIVE_ALERTS,
+    CONSUMER_LAG,
+    DEAD_LETTERS,
+    INDICATOR_VALUES,
+    VISITS,
+)
+from sinks.sql import literal
+from streams.alerts import ALERT_WINDOW, Targets
+from vizita.contracts import ALL_KOSOVO, LOCAL_TZ, MUNICIPALITIES, WINDOWS
+
+MUNICIPALITY = "${municipality:sqlstring}"
+# Visits of the chosen municipality, or of all of Kosovo.
+_IN_SCOPE = f"({MUNICIPALITY} = {literal(ALL_KOSOVO)} OR municipality = {MUNICIPALITY})"
+_LIVE_VISITS = f"NOT is_void AND {_IN_SCOPE} AND $__dateFilter(local_day)"
+
+
+def _names(column: str, fallback: str) -> str:
+    """The municipality label of a code column, computed in ClickHouse."""
+    codes = sorted(MUNICIPALITIES)
+    labels = [municipality_label(code) for code in codes]
+    return f"transform({column}, {literal(codes)}, {literal(labels)}, {fallback})"
+
+
+def window_column(window: int) -> str:
+    return f"{window}-day"
+
+
+# --- programme overview ---------------------------------------------------------------------
+
+
+def overview_table(db: str, indicators: Sequence[str]) -> Sql:
+    """Every municipality (and all of Kosovo): 30-day values at the latest day in range."""
+    pivot = ", ".join(f"maxIf(value, indicator = {literal(i)}) AS {i}" for i in indicators)
+    latest = (f"SELECT max(as_of) FROM {db}.{INDICATOR_VALUES} FINAL "
+              "WHERE $__dateFilter(as_of)")  # fmt: skip
+    text = f"""SELECT {_names("v.municipality", literal(ALL_LABEL))} AS municipality,
+  {", ".join(f"v.{i} AS {i}" for i in indicators)},
+  a.alerts AS active_alerts, a.behind_on AS behind_on
+FROM (
+  SELECT municipality, {pivot}
+  FROM {db}.{INDICATOR_VALUES} FINAL
+  WHERE window_days = {ALERT_WINDOW} AND as_of = ({latest})
+  GROUP BY municipality
+) AS v
+LEFT JOIN (
+  SELECT municipality, count() AS alerts,
+    arrayStringConcat(arraySort(groupArray(toString(indicator))), ', ') AS behind_on
+  FROM {db}.{ACTIVE_ALERTS} WHERE window_days = {ALERT_WINDOW}
+  GROUP BY municipality
+) AS a ON a.municipality = v.municipality
+ORDER BY v.municipality = {literal(ALL_KOSOVO)} DESC, v.municipality"""
+    return Sql(text, ("municipality", *indicators, "active_alerts", "behind_on"))
+
+
+def target_expression(targets: Targets, indicator: str, scope: str) -> str | None:
+    """The target of `indicator` for the municipality `scope` evaluates to (SQL), or
+    None when no municipality has one."""
+    defaults = {str(name): target for name, target in targets.defaults.items()}
+    default = defaults.get(indicator)
+    branches = []
+    for code in sorted(MUNICIPALITIES):
+        own = targets.for_municipality(code).get(indicator)
+        if own is not None and own != default:
+            branches.append(f"{scope} = {literal(code)}, {literal(float(own.bound))}")
+    fallback = "NULL" if default is None else literal(float(default.bound))
+    if not branches:
+        return None if default is None else fallback
+    return f"multiIf({', '.join([*branches, fallback])})"
+
+
+def indicator_series(db: str, indicator: str, scope: str, target: str | None = None) -> Sql:
+    """One indicator of one scope over time, both windows (and its target)."""
+    windows = [f"maxIf(value, window_days = {w}) AS `{window_column(w)}`" for w in WINDOWS]
+    target_column = [f"{target} AS target"] if target is not None else []
+    text = f"""SELECT toDateTime(as_of) AS time, {", ".join([*windows, *target_column])}
+FROM {db}.{INDICATOR_VALUES} FINAL
+WHERE municipality = {scope} AND indicator = {literal(indicator)} AND $__dateFilter(as_of)
+GROUP BY as_of
+ORDER BY as_of"""
+    columns = ("time", *(window_column(w) for w in WINDOWS), *(["target"] if target else []))
+    return Sql(text, columns)
+
+
+def active_alerts(db: str) -> Sql:
+    text = f"""SELECT {_names("municipality", "municipality")} AS name, indicator, value, target,
+  denominator, as_of, emitted_at
+FROM {db}.{ACTIVE_ALERTS}
+WHERE window_days = {ALERT_WINDOW}
+ORDER BY name, indicator"""
+    return Sql(text, ("name", "indicator", "value", "target", "denominator", "as_of",
+                      "emitted_at"))  # fmt: skip
+
+
+def freshness(db: str) -> Sql:
+    """Seconds since the last visit was stored and submitted; days the indicators lag."""
+    visits = f"{db}.{VISITS} FINAL"
+    today = f"toDate(now(), {literal(LOCAL_TZ.key)})"
+    text = f"""SELECT
+  (SELECT dateDiff('second', max(stored_at), now64(3)) FROM {visits}) AS since_last_stored,
+  (SELECT dateDiff('second', max(submitted_at), now64(3)) FROM {visits}) AS since_last_submitted,
+  (SELECT dateDiff('day', max(as_of), {today}) FROM {db}.{INDICATOR_VALUES} FINAL)
+    AS days_behind_today"""
+    return Sql(text, ("since_last_stored", "since_last_submitted", "days_behind_today"))
+
+
+# --- municipality --------------------------------------------------------------------------
+
+
+def visits_per_nurse(db: str) -> Sql:
+    text = f"""SELECT nurse_id, countIf(outcome = 'completed') AS completed_visits,
+  count() AS visits, uniqExactIf(household_id, outcome = 'completed') AS households
+FROM {db}.{VISITS} FINAL
+WHERE {_LIVE_VISITS}
+GROUP BY nurse_id
+ORDER BY completed_visits DESC, nurse_id"""
+    return Sql(text, ("nurse_id", "completed_visits", "visits", "households"))
+
+
+def at_risk_referrals(db: str) -> Sql:
+    """Completed visits of children at risk, per risk flag, and how many were referred."""
+    text = f"""SELECT flag AS risk_flag, count() AS completed_visits,
+  countIf(notEmpty(referrals)) AS referred, referred / completed_visits AS referred_share
+FROM {db}.{VISITS} FINAL ARRAY JOIN risk_flags AS flag
+WHERE {_LIVE_VISITS} AND outcome = 'completed'
+GROUP BY flag
+ORDER BY flag"""
+    return Sql(text, ("risk_flag", "completed_visits", "referred", "referred_share"))
+
+
+def _delay_hours(db: str) -> str:
+    return (
+        f"SELECT dateDiff('second', occurred_at, submitted_at) / 3600 AS hours "
+        f"FROM {db}.{VISITS} FINAL WHERE {_LIVE_VISITS} AND occurred_at IS NOT NULL"
+    )
+
+
+def submission_delays(db: str) -> Sql:
+    """How late submissions arrive (the winning revision's submitted_at - occurred_at)."""
+    buckets = ("multiIf(hours < 1, '< 1 hour', hours < 24, '1-24 hours', hours < 72, "
+               "'1-3 days', hours < 168, '3-7 days', '7 days or more')")  # fmt: skip
+    text = f"""SELECT {buckets} AS delay, count() AS visits
+FROM ({_delay_hours(db)})
+GROUP BY delay
+ORDER BY min(hours)"""
+    return Sql(text, ("delay", "visits"))
+
+
+def submission_delay_quantiles(db: str) -> Sql:
+    text = f"""SELECT quantile(0.5)(hours) AS median_hours, quantile(0.9)(hours) AS p90_hours
+FROM ({_delay_hours(db)})"""
+    return Sql(text, ("median_hours", "p90_hours"))
+
+
+# --- pipeline health ---------------------------------------------------------------------------
+
+
+def visits_in(db: str, column: str, name: str) -> Sql:
+    """Visit rows per interval by `column` (stored_at: arriving in the store)."""
+    text = f"""SELECT $__timeInterval({column}) AS time, count() AS {name}
+FROM {db}.{VISITS} FINAL
+WHERE $__timeFilter({column})
+GROUP BY time
+ORDER BY time"""
+    return Sql(text, ("time", name))
+
+
+def dead_letters_over_time(db: str) -> Sql:
+    text = f"""SELECT $__timeInterval(received_at) AS time, reason, count() AS dead_letters
+FROM {db}.{DEAD_LETTERS} FINAL
+WHERE $__timeFilter(received_at)
+GROUP BY time, reason
+ORDER BY time, reason"""
+    return Sql(text, ("time", "reason", "dead_letters"))
+
+
+def dead_letters_by_reason(db: str) -> Sql:
+    text = f"""SELECT reason, count() AS dead_letters, max(received_at) AS last_received
+FROM {db}.{DEAD_LETTERS} FINAL
+WHERE $__timeFilter(received_at)
+GROUP BY reason
+ORDER BY dead_letters DESC, reason"""
+    return Sql(text, ("reason", "dead_letters", "last_received"))
+
+
+def consumer_lag(db: str) -> Sql:
+    """Messages each consumer group has yet to commit, summed over partitions."""
+    text = f"""SELECT $__timeInterval(measured_at) AS time,
+  concat(consumer_group, ' / ', topic) AS consumer, max(total) AS lag
+FROM (
+  SELECT measured_at, consumer_group, topic, sum(lag) AS total
+  FROM {db}.{CONSUMER_LAG}
+  WHERE $__timeFilter(measured_at)
+  GROUP BY measured_at, consumer_group, topic
+)
+GROUP BY time, consumer
+ORDER BY time, consumer"""
+    return Sql(text, ("time", "consumer", "lag"))
+
+
+def since_last_visit(db: str) -> Sql:
+    """Every municipality, including one never heard from (empty times, listed first)."""
+    codes = literal(sorted(MUNICIPALITIES))
+    text = f"""SELECT {_names("known.code", "known.code")} AS name,
+  seen.last_submitted AS last_submitted, seen.last_stored AS last_stored,
+  dateDiff('second', seen.last_stored, now64(3)) AS since_last_stored
+FROM (SELECT arrayJoin({codes}) AS code) AS known
+LEFT JOIN (
+  SELECT municipality, max(submitted_at) AS last_submitted, max(stored_at) AS last_stored
+  FROM {db}.{VISITS} FINAL
+  GROUP BY municipality
+) AS seen ON seen.municipality = known.code
+ORDER BY since_last_stored DESC NULLS FIRST, name
+SETTINGS join_use_nulls = 1"""
+    return Sql(text, ("name", "last_submitted", "last_stored", "since_last_stored"))
+
+
+# --- alert rules ---------------------------------------------------------------------------------
+
+
+def behind_target(db: str) -> Sql:
+    """One row per municipality and indicator currently behind (SPEC §4); its string
+    columns become the alert's labels."""
+    text = f"""SELECT municipality, indicator, toFloat64(1) AS behind
+FROM {db}.{ACTIVE_ALERTS}
+WHERE window_days = {ALERT_WINDOW}"""
+    return Sql(text, ("municipality", "indicator", "behind"))
+
+
+def seconds_since_last_visit(db: str) -> Sql:
+    """An empty table gives 1970, so a store that never received a visit alerts too."""
+    text = f"""SELECT toFloat64(dateDiff('second', max(stored_at), now64(3)))
+  AS seconds_since_last_visit
+FROM {db}.{VISITS} FINAL"""
+    return Sql(text, ("seconds_since_last_visit",))
+
+
+def latest_consumer_lag(db: str) -> Sql:
+    """The last measured lag of each consumer group and topic in the rule's range."""
+    text = f"""SELECT consumer_group, topic, toFloat64(sum(latest)) AS lag
+FROM (
+  SELECT consumer_group, topic, partition, argMax(lag, measured_at) AS latest
+  FROM {db}.{CONSUMER_LAG}
+  WHERE $__timeFilter(measured_at)
+  GROUP BY consumer_group, topic, partition
+)
+GROUP BY consumer_group, topic"""
+    return Sql(text, ("consumer_group", "topic", "lag"))

@@ -1,0 +1,19 @@
+-- 0002: consumer lag, measured periodically (sinks/lag.py) so the pipeline-health
+-- dashboard and its alert rule can show how far each consumer group is behind.
+-- A measurement is only ever added, never replaced: a plain MergeTree. Old
+-- measurements expire after 90 days.
+CREATE TABLE IF NOT EXISTS {db}.consumer_lag
+(
+    measured_at       DateTime64(3, 'UTC'),
+    consumer_group    LowCardinality(String),
+    topic             LowCardinality(String),
+    partition         UInt32,
+    end_offset        UInt64,
+    committed_offset  UInt64,
+    lag               UInt64
+)
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(measured_at)
+ORDER BY (consumer_group, topic, partition, measured_at)
+TTL toDateTime(measured_at) + INTERVAL 90 DAY
+SETTINGS non_replicated_deduplication_window = 1000;

@@ -1,0 +1,135 @@
+"""Two fixes to faust-streaming 0.15.3's consumer, without which a restart or a
+rebalance loses messages (seen here: a restarted worker handled offset 910, then 927).
+
+1. **Skipped messages were acknowledged.** A stream skips a message fetched before a
+   rebalance (older generation, or flow suspended) and then *acks* it, so the consumer
+   commits past a message no agent processed. `VizitaConsumer.ack` lets such a message
+   go without marking its offset safe to commit: after the seek to the committed offset
+   it is fetched again and processed.
+2. **A stale read offset survived the seek.** The fetch loop records each message's
+   offset as "read" after handing it to the streams. For the message in flight when a
+   rebalance starts, that record can land *after* the seek to the committed offset, and
+   every message between the committed offset and it is then dropped as already read
+   ("DROPPED MESSAGE ROFF") and never acknowledged, so the commit also stalls (seen:
+   two workers, stage 2's commit stuck for minutes). The loop below is faust's
+   `_drain_messages` with one change: every seek starts a new epoch, and the rest of a
+   batch fetched in an older epoch is neither handed over nor recorded as read.
+
+Both only ever cause a message to be processed again, never lost; the stages are
+idempotent (state keyed by visit, last writer wins by rank), so a repeat is harmless.
+The faust version is pinned exactly because this subclass replaces one of its loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any, cast
+
+import faust
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP, Message
+from faust.types.transports import TransportT
+from mode import Service, ServiceT
+
+_YIELD_EVERY = 100  # as in faust: let other tasks run during a long batch
+
+
+class VizitaConsumer(faust_aiokafka.Consumer):
+    _seek_epoch: int = 0
+
+    def ack(self, message: Message) -> bool:
+        if self._is_current(message):
+            return bool(super().ack(message))
+        # Done with it, but not safe to commit: it will be fetched again after the seek.
+        message.acked = True
+        self._unacked_messages.discard(message)
+        return False
+
+    def _is_current(self, message: Message) -> bool:
+        app = self.app
+        generation = cast(int | None, getattr(message, "generation_id", None))
+        return app.flow_control.is_active() and generation in (
+            None,
+            app.consumer_generation_id,
+        )
+
+    # Every way faust moves a partition's position starts a new seek epoch (before and
+    # after: a message fetched while the seek runs is stale too).
+    async def perform_seek(self) -> None:
+        self._seek_epoch += 1
+        await super().perform_seek()
+        self._seek_epoch += 1
+
+    async def seek(self, partition: TP, offset: int) -> None:
+        self._seek_epoch += 1
+        await super().seek(partition, offset)
+        self._seek_epoch += 1
+
+    async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
+        self._seek_epoch += 1
+        await super().seek_wait(partitions)
+        self._seek_epoch += 1
+
+    async def _drain_messages(self, fetcher: ServiceT) -> None:
+        consumer_stopped = cast(Service, self)._stopped.is_set
+        fetcher_stopped = cast(Service, fetcher)._stopped.is_set
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                batch = self.getmany(timeout=1.0)
+                await self.sleep(0)  # getmany may return at once, again and again
+                if not self.should_stop:
+                    await self._hand_over(batch)
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if not self.transport.app.should_stop:
+                raise
+        except asyncio.CancelledError:
+            if not self.transport.app.should_stop:
+                raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _hand_over(self, batch: Any) -> None:
+        """Hand a fetched batch to the streams, message by message, until a seek makes
+        the rest of it stale (it will be fetched again from the new position)."""
+        handed, epoch = 0, None
+        async for tp, message in batch:
+            epoch = self._seek_epoch if epoch is None else epoch
+            handed += 1
+            if not handed % _YIELD_EVERY:
+                await asyncio.sleep(0)
+            read = self._read_offset[tp]
+            if read is not None and message.offset < read:
+                continue  # already handed over since the last seek
+            await self._note_gap(tp, read, message)
+            await self._maybe_commit()
+            if self._seek_epoch != epoch:
+                break
+            await self.wait_first(self.callback(message), self.suspend_flow.wait())
+            if self._seek_epoch != epoch:
+                break
+            self._read_offset[tp] = message.offset
+
+    async def _note_gap(self, tp: TP, read: int | None, message: Message) -> None:
+        # Offsets with no message (compaction, transaction markers) count as acked.
+        if read and message.offset - read > 1 and self.app.topics.acks_enabled_for(message.topic):
+            await self._add_gap(tp, read + 1, message.offset)
+
+    async def _maybe_commit(self) -> None:
+        if self._commit_every is not None and self._n_acked >= self._commit_every:
+            self._n_acked = 0
+            await self.commit()
+
+
+class VizitaTransport(faust_aiokafka.Transport):
+    Consumer = VizitaConsumer
+
+
+class VizitaApp(faust.App):
+    """A faust App whose consumer is `VizitaConsumer`."""
+
+    def _new_transport(self) -> TransportT:
+        return VizitaTransport(self.conf.broker_consumer, self)
