@@ -17,6 +17,7 @@ Stage 2, one partition (all 39 scopes in one place, see README):
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -62,6 +63,17 @@ STAGE_TOPICS: dict[str, int | None] = {
     TOPIC_VISITS: None, TOPIC_VISITS_DLQ: None, TOPIC_VISITS_EFFECTIVE: None,
     TOPIC_VISIT_CONTRIBUTIONS: 1, TOPIC_INDICATORS: None, TOPIC_ALERTS: None,
 }  # fmt: skip
+
+PROGRESS_TABLE, PROGRESS_KEY = "stage2-progress", "settled"
+# While behind, stage 2 computes at most every this many times a computation's cost...
+COMPUTE_COST_FACTOR = 4.0
+# ...and at most every this many seconds.
+COMPUTE_MIN_SECONDS = 2.0
+
+
+def progress_changelog(app_id: str) -> str:
+    """Faust's name for the changelog topic of stage 2's progress table."""
+    return f"{app_id}-{PROGRESS_TABLE}-changelog"
 
 
 @dataclass
@@ -204,14 +216,32 @@ class _IndicatorStage:
         self.entries = durable_table(app, "visit-entries", 1)
         self.days = durable_table(app, "days-seen", 1)
         self.alert_states = durable_table(app, "alert-state", 1)
+        # The offset after the last tick that computed: how another worker (replay,
+        # `worker --exit-when-done`) knows stage 2 has settled, from the changelog.
+        self.progress = durable_table(app, PROGRESS_TABLE, 1)
+        self.next_compute = 0.0  # monotonic time before which a tick with a backlog skips
         self.rollup = Rollup()
         self.generation = 0  # bumped by every rebalance
         self.built = -1  # the generation the rollup was rebuilt for
         self.range: tuple[date, date] | None = None  # (first day, clock day) last computed
 
     async def send_changes(self) -> None:
-        for table in (self.entries, self.days, self.alert_states):
+        for table in (self.entries, self.days, self.alert_states, self.progress):
             await table.send_changes()
+
+    def due(self, backlog: int) -> bool:
+        """Whether a tick computes. At the head of the topic every tick does. With a
+        backlog waiting (a backfill), computing at most every COMPUTE_COST_FACTOR times
+        its own cost keeps the time on contributions instead of on rows that the next
+        contributions change again; the tick at the head computes everything."""
+        return backlog <= 0 or time.monotonic() >= self.next_compute
+
+    async def compute(self, tick: dict[str, Any], offset: int) -> None:
+        started = time.monotonic()
+        await self.on_tick(tick)
+        self.progress[PROGRESS_KEY] = offset + 1
+        cost = time.monotonic() - started
+        self.next_compute = started + max(COMPUTE_COST_FACTOR * cost, COMPUTE_MIN_SECONDS)
 
     async def rebuild_if_needed(self) -> None:
         if self.built == self.generation:
@@ -303,6 +333,12 @@ class _IndicatorStage:
         )
 
 
+def _backlog(app: faust.App, tp: Any, offset: int) -> int:
+    """Messages already in the partition after this one (0 when unknown)."""
+    highwater = app.consumer.highwater(tp)
+    return max(int(highwater) - offset - 1, 0) if highwater is not None else 0
+
+
 def _wire_indicators(
     app: faust.App, settings: Settings, topics: _Topics, stats: StreamStats, targets: Targets
 ) -> None:
@@ -318,8 +354,10 @@ def _wire_indicators(
             await stage.rebuild_if_needed()
             message = json.loads(event.value)
             if "tick" in message:
-                await stage.on_tick(message)
-                stats.settled_position = event.message.offset + 1
+                offset = event.message.offset
+                if stage.due(_backlog(app, event.message.tp, offset)):
+                    await stage.compute(message, offset)
+                    stats.settled_position = offset + 1
             else:
                 stage.on_contribution(event.key.decode(), message)
             await stage.send_changes()

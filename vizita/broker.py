@@ -236,6 +236,28 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     return {tp.partition: int(offset) for tp, offset in ends.items()}
 
 
+def last_value(bootstrap: str, topic: str, partition: int = 0) -> bytes | None:
+    """The value of the last record in one partition (None when it is empty or absent)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        tp = TopicPartition(topic, partition)
+        if partition not in (consumer.partitions_for_topic(topic) or set()):
+            return None
+        end = int(consumer.end_offsets([tp])[tp])
+        if end == 0:
+            return None
+        consumer.assign([tp])
+        consumer.seek(tp, end - 1)
+        for _ in range(10):  # a few polls: the first may only fetch metadata
+            records = consumer.poll(timeout_ms=500).get(tp, [])
+            if records:
+                value: bytes | None = records[-1].value
+                return value
+        return None
+    finally:
+        consumer.close()
+
+
 def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
     """partition -> the offset `group` has committed on `topic` (absent when none).
 

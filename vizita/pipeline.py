@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +19,8 @@ from aiokafka import TopicPartition
 from sinks.kafka_sink import SINK_TOPICS, KafkaSink
 from sinks.lag import record_consumer_lag
 from sinks.store import Store
-from streams.app import STAGE_TOPICS, StreamStats, build_app
-from vizita.broker import committed_offsets, end_offsets, ensure_topics
+from streams.app import STAGE_TOPICS, StreamStats, build_app, progress_changelog
+from vizita.broker import committed_offsets, end_offsets, ensure_topics, last_value
 from vizita.contracts import TOPIC_VISIT_CONTRIBUTIONS, TOPIC_VISITS
 from vizita.settings import Settings
 
@@ -143,13 +144,18 @@ class Pipeline:
         assert self.stats is not None
         end = sum((await self._ends(TOPIC_VISIT_CONTRIBUTIONS)).values())
         while self.stats.settled_position < end:
-            committed = sum((await self._committed(TOPIC_VISIT_CONTRIBUTIONS)).values())
-            if committed > end:
+            settled = await self._settled_elsewhere()
+            if settled > end:
                 break
-            self._waiting("stage2", end=end, committed=committed,
-                          settled=self.stats.settled_position)  # fmt: skip
+            self._waiting("stage2", end=end, settled=max(settled, self.stats.settled_position))
             await asyncio.sleep(poll)
         await self.app.producer.flush()
+
+    async def _settled_elsewhere(self) -> int:
+        """Stage 2's settled position as its owner wrote it (maybe another worker)."""
+        topic = progress_changelog(self.settings.app_id)
+        value = await asyncio.to_thread(last_value, bootstrap_of(self.settings), topic)
+        return int(json.loads(value)) if value else 0
 
     async def wait_until_stored(self, before: dict[int, int], poll: float = 0.2) -> None:
         """Wait until every `visits` message past `before` is processed, its indicators
