@@ -18,7 +18,9 @@ def test_migrations_apply_once(store: Store) -> None:
     assert migrate(store) == []  # the fixture applied them already
     tables = {row["name"] for row in store.query(f"SHOW TABLES FROM {store.database}")}
     assert {"visits", "indicator_values", "alerts", "active_alerts", "dead_letters"} <= tables
-    versions = store.query(f"SELECT version FROM {store.table('schema_migrations')} FINAL")
+    versions = store.query(
+        f"SELECT version FROM {store.table('schema_migrations')} FINAL ORDER BY version"
+    )
     assert [row["version"] for row in versions] == [m.version for m in load_migrations("x")]
 
 
