@@ -157,7 +157,7 @@ class Pipeline:
         value = await asyncio.to_thread(last_value, bootstrap_of(self.settings), topic)
         return int(json.loads(value)) if value else 0
 
-    async def wait_until_stored(self, before: dict[int, int], poll: float = 0.2) -> None:
+    async def wait_until_stored(self, before: dict[int, int], poll: float = 0.5) -> None:
         """Wait until every `visits` message past `before` is processed, its indicators
         and alerts computed, and all of it is in the store."""
         await self._settle_stage1(before, poll)
