@@ -46,6 +46,12 @@ from vizita.settings import Settings
 
 SINK_TOPICS = (TOPIC_VISITS_EFFECTIVE, TOPIC_VISITS_DLQ, TOPIC_INDICATORS, TOPIC_ALERTS)
 
+
+def sink_group(settings: Settings) -> str:
+    """The sink's consumer group (the stream's is the app id itself)."""
+    return f"{settings.app_id}-sink"
+
+
 log = structlog.get_logger(__name__)
 
 Rows = dict[str, list[tuple[Any, ...]]]
@@ -104,7 +110,7 @@ class KafkaSink:
         }
         self._consumer = AIOKafkaConsumer(
             *self._routes,
-            bootstrap_servers=settings.kafka_bootstrap, group_id=f"{settings.app_id}-sink",
+            bootstrap_servers=settings.kafka_bootstrap, group_id=sink_group(settings),
             enable_auto_commit=False, auto_offset_reset="earliest",
             max_poll_records=settings.sink_batch_rows,
         )  # fmt: skip

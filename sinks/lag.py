@@ -14,16 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sinks.kafka_sink import SINK_TOPICS
+from sinks.kafka_sink import SINK_TOPICS, sink_group
 from sinks.schema import CONSUMER_LAG, CONSUMER_LAG_COLUMNS
 from sinks.store import Store
 from vizita.broker import committed_offsets, end_offsets
 from vizita.contracts import TOPIC_VISIT_CONTRIBUTIONS, TOPIC_VISITS
 from vizita.settings import Settings
-
-# sinks/kafka_sink.py names the sink's group `<app_id>-sink`; the Faust app's group is
-# the app id itself (stage 1 reads visits, stage 2 visit-contributions).
-_SINK_GROUP_SUFFIX = "-sink"
 
 LagRow = tuple[datetime, str, str, int, int, int, int]
 
@@ -36,7 +32,8 @@ class Consumer:
 
 def consumers(settings: Settings) -> list[Consumer]:
     """Every consumer group of the pipeline and the topics it reads."""
-    stream, sink = settings.app_id, settings.app_id + _SINK_GROUP_SUFFIX
+    # The Faust app's group is the app id (stage 1 reads visits, stage 2 contributions).
+    stream, sink = settings.app_id, sink_group(settings)
     return [
         Consumer(stream, settings.topic(TOPIC_VISITS)),
         Consumer(stream, settings.topic(TOPIC_VISIT_CONTRIBUTIONS)),

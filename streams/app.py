@@ -71,11 +71,6 @@ COMPUTE_COST_FACTOR = 4.0
 COMPUTE_MIN_SECONDS = 2.0
 
 
-def progress_changelog(app_id: str) -> str:
-    """Faust's name for the changelog topic of stage 2's progress table."""
-    return f"{app_id}-{PROGRESS_TABLE}-changelog"
-
-
 @dataclass
 class StreamStats:
     """What the stages have done since they started; `vizita replay` reads it in-process."""

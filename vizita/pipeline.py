@@ -19,7 +19,7 @@ from aiokafka import TopicPartition
 from sinks.kafka_sink import SINK_TOPICS, KafkaSink
 from sinks.lag import record_consumer_lag
 from sinks.store import Store
-from streams.app import STAGE_TOPICS, StreamStats, build_app, progress_changelog
+from streams.app import PROGRESS_TABLE, STAGE_TOPICS, StreamStats, build_app
 from vizita.broker import committed_offsets, end_offsets, ensure_topics, last_value
 from vizita.contracts import TOPIC_VISIT_CONTRIBUTIONS, TOPIC_VISITS
 from vizita.settings import Settings
@@ -153,7 +153,7 @@ class Pipeline:
 
     async def _settled_elsewhere(self) -> int:
         """Stage 2's settled position as its owner wrote it (maybe another worker)."""
-        topic = progress_changelog(self.settings.app_id)
+        topic = self.app.tables[PROGRESS_TABLE].changelog_topic.get_topic_name()
         value = await asyncio.to_thread(last_value, bootstrap_of(self.settings), topic)
         return int(json.loads(value)) if value else 0
 

@@ -7,20 +7,18 @@ the sink, chdb); the oracle computes the same table from the raw lines alone."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
 import random
-import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import oracle
 import pytest
 import yaml
 
@@ -30,22 +28,6 @@ from sinks.store import Store, open_store
 from vizita.broker import LocalBroker
 from vizita.replay import replay
 from vizita.settings import Settings
-
-
-def _load_oracle() -> ModuleType:
-    name = "vizita_tests_oracle"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "oracle.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-oracle = _load_oracle()
 
 MESSY = SimulationConfig(
     seed=20261124, start=date(2026, 1, 20), days=45, visits_per_day=60,

@@ -3,31 +3,12 @@ integration tests compare the pipeline with something known to be right."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from datetime import date
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import oracle
 import pytest
-
-
-def _load_oracle() -> ModuleType:
-    name = "vizita_tests_oracle"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "oracle.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-oracle = _load_oracle()
 
 BASE: dict[str, Any] = {
     "schema_version": 1,
