@@ -23,7 +23,7 @@ COPY streams ./streams
 COPY sinks ./sinks
 COPY dashboards ./dashboards
 COPY config ./config
-# Editable, so the code runs from /app as in a checkout: vizita/settings.py finds
+# Editable, so the code runs from /app as in a checkout: vizita/contract/settings.py finds
 # config/ (vizita.yaml, targets.yaml, submitters.yaml) beside the packages.
 RUN pip install --no-deps -e .
 

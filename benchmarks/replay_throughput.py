@@ -13,12 +13,12 @@ from pathlib import Path
 
 from producers.simulator import SimulationConfig, simulate, write_jsonl
 from sinks.store import open_store
-from vizita.broker import end_offsets, kafka_for
-from vizita.contracts import TOPIC_INDICATORS, TOPIC_VISIT_CONTRIBUTIONS
-from vizita.logs import configure_logging
-from vizita.pipeline import bootstrap_of
-from vizita.replay import replay
-from vizita.settings import Settings
+from vizita.app.broker import kafka_for
+from vizita.app.replay import replay
+from vizita.contract.logs import configure_logging
+from vizita.contract.settings import Settings
+from vizita.contract.topics import TOPIC_INDICATORS, TOPIC_VISIT_CONTRIBUTIONS
+from vizita.kafka.admin import bootstrap_of, end_offsets
 
 
 def main() -> None:

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from producers.publish import publish
 from producers.simulator import SimulationConfig, simulate
-from vizita.broker import LocalBroker
-from vizita.contracts import TOPIC_VISITS
-from vizita.logs import configure_logging
-from vizita.pipeline import prepare_topics
-from vizita.settings import Settings
+from vizita.app.broker import LocalBroker
+from vizita.contract.logs import configure_logging
+from vizita.contract.settings import Settings
+from vizita.contract.topics import TOPIC_VISITS
+from vizita.kafka.admin import ensure_pipeline_topics
 
 
 def _worker_env(settings: Settings) -> dict[str, str]:
@@ -41,7 +41,7 @@ def main() -> None:
         work = Path(tmp)
         with LocalBroker(work / "kafka", Settings().kafka_cache_dir) as broker:
             settings = Settings(kafka_bootstrap=broker.bootstrap, data_dir=work / "data")
-            prepare_topics(settings)
+            ensure_pipeline_topics(settings)
             started = time.monotonic()
             publish(payloads, broker.bootstrap, settings.topic(TOPIC_VISITS))
             published = time.monotonic() - started

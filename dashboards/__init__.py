@@ -1,4 +1,4 @@
-"""Grafana dashboards and alert rules as code (issue 4).
+"""Grafana dashboards and alert rules as code.
 
 `build.build_all` makes the three dashboards and the alerting provisioning file from
 the settings and `config/targets.yaml`; `vizita dashboards build` writes them to

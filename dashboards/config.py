@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streams.alerts import Targets, load_targets
-from vizita.contracts import LOCAL_TZ
-from vizita.settings import Settings
+from vizita.contract.days import LOCAL_TZ
+from vizita.contract.settings import Settings
+from vizita.contract.targets import Targets, load_targets
 
 OVERVIEW_UID = "vizita-overview"
 MUNICIPALITY_UID = "vizita-municipality"

@@ -1,12 +1,10 @@
 """Errors of the dashboards package."""
 
+from vizita.contract.errors import VizitaError
 
-class DashboardsError(Exception):
+
+class DashboardsError(VizitaError):
     """Base class of this package's errors."""
-
-
-class MacroError(DashboardsError):
-    """A query uses a macro or variable that `dashboards.macros` cannot expand."""
 
 
 class GrafanaTokenMissing(DashboardsError):

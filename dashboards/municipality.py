@@ -10,9 +10,10 @@ from grafana_foundation_sdk.models import dashboard as dashboard_model
 
 from dashboards import sql
 from dashboards.config import MUNICIPALITY_UID, BuildConfig
-from dashboards.names import indicator_display, municipality_options
 from dashboards.panels import Panels, new_dashboard, prop
-from vizita.contracts import INDICATORS
+from dashboards.units import indicator_display
+from vizita.contract.display import municipality_options
+from vizita.contract.indicators import INDICATORS
 
 VARIABLE = "municipality"
 _TARGET_LINE = [

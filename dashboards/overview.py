@@ -11,7 +11,6 @@ from grafana_foundation_sdk.models.dashboard import DynamicConfigValue
 
 from dashboards import sql
 from dashboards.config import OVERVIEW_UID, BuildConfig
-from dashboards.names import indicator_display
 from dashboards.panels import (
     BAD,
     GOOD,
@@ -24,9 +23,11 @@ from dashboards.panels import (
     target_steps,
     thresholds,
 )
+from dashboards.units import indicator_display
 from sinks.sql import literal
-from streams.alerts import Target
-from vizita.contracts import ALL_KOSOVO, INDICATORS
+from vizita.contract.indicators import INDICATORS
+from vizita.contract.municipalities import ALL_KOSOVO
+from vizita.contract.targets import Target
 
 HOUR, DAY = 3600.0, 86400.0
 _COLOURED_CELL = {"type": "color-background", "mode": "basic"}

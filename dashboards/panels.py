@@ -14,7 +14,7 @@ from grafana_foundation_sdk.models import dashboard as dashboard_model
 
 from dashboards.config import TAGS, TIMEZONE
 from dashboards.query import PLUGIN_TYPE, ClickHouseQueryBuilder, Sql
-from streams.alerts import Target
+from vizita.contract.targets import Target
 
 Step = tuple[float | None, str]  # (from value, colour); None = from minus infinity
 

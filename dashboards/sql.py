@@ -3,14 +3,13 @@
 Table names come from sinks/schema.py; tables whose engine replaces rows are read
 `FINAL` (SPEC §5). `$__…` are the ClickHouse plugin's macros and
 `${municipality:sqlstring}` the dashboard variable, quoted by Grafana (see
-dashboards/macros.py, which the integration tests use to run all of this).
+tests/grafana_macros.py, which the integration tests use to run all of this).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dashboards.names import ALL_LABEL, municipality_label
 from dashboards.query import Sql
 from sinks.schema import (
     ACTIVE_ALERTS,
@@ -20,8 +19,11 @@ from sinks.schema import (
     VISITS,
 )
 from sinks.sql import literal
-from streams.alerts import ALERT_WINDOW, Targets
-from vizita.contracts import ALL_KOSOVO, LOCAL_TZ, MUNICIPALITIES, WINDOWS
+from vizita.contract.days import LOCAL_TZ
+from vizita.contract.display import KOSOVO_LABEL, municipality_label
+from vizita.contract.indicators import ALERT_WINDOW, WINDOWS
+from vizita.contract.municipalities import ALL_KOSOVO, MUNICIPALITIES
+from vizita.contract.targets import Targets
 
 MUNICIPALITY = "${municipality:sqlstring}"
 # Visits of the chosen municipality, or of all of Kosovo.
@@ -48,7 +50,7 @@ def overview_table(db: str, indicators: Sequence[str]) -> Sql:
     pivot = ", ".join(f"maxIf(value, indicator = {literal(i)}) AS {i}" for i in indicators)
     latest = (f"SELECT max(as_of) FROM {db}.{INDICATOR_VALUES} FINAL "
               "WHERE $__dateFilter(as_of)")  # fmt: skip
-    text = f"""SELECT {_names("v.municipality", literal(ALL_LABEL))} AS municipality,
+    text = f"""SELECT {_names("v.municipality", literal(KOSOVO_LABEL))} AS municipality,
   {", ".join(f"v.{i} AS {i}" for i in indicators)},
   a.alerts AS active_alerts, a.behind_on AS behind_on
 FROM (

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from vizita.contracts import Rejection
+from vizita.contract.errors import VizitaError
+from vizita.contract.validation import Rejection
 
 
-class ProducerError(Exception):
+class ProducerError(VizitaError):
     """Base class of this package's errors."""
 
 

@@ -56,16 +56,10 @@ from producers.errors import (
     UnsupportedMediaType,
 )
 from producers.publish import key_of
-from vizita.contracts import (
-    SUBMITTER_HEADER,
-    TOPIC_VISITS,
-    TOPIC_VISITS_DLQ,
-    Reason,
-    Rejection,
-    validate_payload,
-)
-from vizita.errors import ConfigError
-from vizita.settings import Settings
+from vizita.contract.errors import ConfigError
+from vizita.contract.settings import Settings
+from vizita.contract.topics import SUBMITTER_HEADER, TOPIC_VISITS, TOPIC_VISITS_DLQ
+from vizita.contract.validation import Reason, Rejection, validate_payload
 
 log = structlog.get_logger(__name__)
 

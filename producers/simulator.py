@@ -16,7 +16,6 @@ the same payloads as :func:`simulate`, only paced by a clock and without end.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import heapq
 import itertools
@@ -31,7 +30,11 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from vizita.contracts import LOCAL_TZ, MAX_LIST_ITEMS, MAX_PAYLOAD_BYTES, MUNICIPALITIES, Reason
+from vizita.contract.codes import RISK_FLAGS
+from vizita.contract.days import LOCAL_TZ
+from vizita.contract.events import MAX_LIST_ITEMS
+from vizita.contract.municipalities import MUNICIPALITIES
+from vizita.contract.validation import MAX_PAYLOAD_BYTES, Reason
 
 Event = dict[str, Any]  # one event before encoding; times are aware UTC datetimes
 Maker = Callable[[Event, bool, random.Random], bytes]
@@ -225,7 +228,7 @@ def _household(
     first_birth = start + timedelta(days=rng.randint(-BIRTH_GAP_DAYS[1], PREGNANCY_DAYS))
     flags: tuple[str, ...] = ()
     if rng.random() < RISK_HOUSEHOLD_SHARE:
-        flags = tuple(sorted(rng.sample(_RISK_FLAGS, rng.choice((1, 1, 1, 2)))))
+        flags = tuple(sorted(rng.sample(RISK_FLAGS, rng.choice((1, 1, 1, 2)))))
     nurse_id, facility_id, utc_clock = nurse
     household_id = f"hh-{rng.getrandbits(48):012x}"
     return Household(household_id, code, nurse_id, facility_id, utc_clock, first_birth, gap, flags)
@@ -243,7 +246,6 @@ def family_state(household: Household, day: date) -> tuple[int | None, bool]:
 
 # --- one visit --------------------------------------------------------------------------
 
-_RISK_FLAGS = ["developmental_delay", "disability", "violence_risk"]
 _REFERRALS_FOR = {
     "developmental_delay": ("specialist_care", "early_childhood_education"),
     "disability": ("specialist_care", "social_services"),
@@ -755,33 +757,6 @@ def iter_live(
         for sub in day_submissions(world, config, day):
             heapq.heappush(heap, (sub.arrival, next(order), sub.payload))
         day += timedelta(days=1)
-
-
-# --- command line ---------------------------------------------------------------------------
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m producers.simulator OUT.jsonl [--seed N] [--days N] [--start DAY] ...`"""
-    parser = argparse.ArgumentParser(description="Write simulated visit payloads as JSONL.")
-    parser.add_argument("out", type=Path)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--days", type=int, default=60)
-    parser.add_argument("--start", type=date.fromisoformat, default=None)
-    parser.add_argument("--visits-per-day", type=int, default=100)
-    args = parser.parse_args(argv)
-    config = SimulationConfig(
-        seed=args.seed,
-        days=args.days,
-        visits_per_day=args.visits_per_day,
-        start=args.start or _UNSET,
-    )
-    count = write_jsonl(simulate(config), args.out)
-    print(f"{count} payloads, {config.start} to {config.end}, written to {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
 
 
 __all__ = [

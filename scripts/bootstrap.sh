@@ -22,4 +22,4 @@ python=${PYTHON:-python3}
   || { echo "bootstrap: Python 3.11+ is needed ($python is older)" >&2; exit 1; }
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
-.venv/bin/python -c 'from vizita.broker import ensure_jars; from vizita.settings import Settings; print("kafka jars:", ensure_jars(Settings().kafka_cache_dir))'
+.venv/bin/python -c 'from vizita.app.broker import ensure_jars; from vizita.contract.settings import Settings; print("kafka jars:", ensure_jars(Settings().kafka_cache_dir))'

@@ -1,7 +1,9 @@
 """Errors of the sinks. Transient ones are retried; the rest are bugs or bad config."""
 
+from vizita.contract.errors import VizitaError
 
-class SinkError(Exception):
+
+class SinkError(VizitaError):
     """Base class of this package's errors."""
 
 

@@ -29,8 +29,9 @@ from sinks.schema import (
     VISITS,
 )
 from sinks.store import Store
-from streams.revisions import row_from_message
-from vizita.contracts import (
+from vizita.contract.messages import Alert, IndicatorValue, VisitRow
+from vizita.contract.settings import Settings
+from vizita.contract.topics import (
     DLQ_HEADER_DETAIL,
     DLQ_HEADER_FIELD,
     DLQ_HEADER_REASON,
@@ -39,18 +40,8 @@ from vizita.contracts import (
     TOPIC_INDICATORS,
     TOPIC_VISITS_DLQ,
     TOPIC_VISITS_EFFECTIVE,
-    Alert,
-    IndicatorValue,
+    sink_group,
 )
-from vizita.settings import Settings
-
-SINK_TOPICS = (TOPIC_VISITS_EFFECTIVE, TOPIC_VISITS_DLQ, TOPIC_INDICATORS, TOPIC_ALERTS)
-
-
-def sink_group(settings: Settings) -> str:
-    """The sink's consumer group (the stream's is the app id itself)."""
-    return f"{settings.app_id}-sink"
-
 
 log = structlog.get_logger(__name__)
 
@@ -59,8 +50,8 @@ Rows = dict[str, list[tuple[Any, ...]]]
 
 def visit_row_values(value: bytes) -> tuple[Any, ...]:
     """The `visits` row of one `visits-effective` message, in column order."""
-    row = row_from_message(value)
-    return tuple(row[column] for column in VISIT_COLUMNS)
+    row = VisitRow.model_validate_json(value)
+    return tuple(getattr(row, column) for column in VISIT_COLUMNS)
 
 
 def indicator_row_values(value: bytes) -> tuple[Any, ...]:
@@ -110,7 +101,7 @@ class KafkaSink:
         }
         self._consumer = AIOKafkaConsumer(
             *self._routes,
-            bootstrap_servers=settings.kafka_bootstrap, group_id=sink_group(settings),
+            bootstrap_servers=settings.kafka_bootstrap, group_id=sink_group(settings.app_id),
             enable_auto_commit=False, auto_offset_reset="earliest",
             max_poll_records=settings.sink_batch_rows,
         )  # fmt: skip

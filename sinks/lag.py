@@ -14,12 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sinks.kafka_sink import SINK_TOPICS, sink_group
 from sinks.schema import CONSUMER_LAG, CONSUMER_LAG_COLUMNS
 from sinks.store import Store
-from vizita.broker import committed_offsets, end_offsets
-from vizita.contracts import TOPIC_VISIT_CONTRIBUTIONS, TOPIC_VISITS
-from vizita.settings import Settings
+from vizita.contract.settings import Settings
+from vizita.contract.topics import SINK_TOPICS, STREAM_TOPICS, sink_group, stream_group
+from vizita.kafka.admin import bootstrap_of, committed_offsets, end_offsets
 
 LagRow = tuple[datetime, str, str, int, int, int, int]
 
@@ -32,11 +31,9 @@ class Consumer:
 
 def consumers(settings: Settings) -> list[Consumer]:
     """Every consumer group of the pipeline and the topics it reads."""
-    # The Faust app's group is the app id (stage 1 reads visits, stage 2 contributions).
-    stream, sink = settings.app_id, sink_group(settings)
+    stream, sink = stream_group(settings.app_id), sink_group(settings.app_id)
     return [
-        Consumer(stream, settings.topic(TOPIC_VISITS)),
-        Consumer(stream, settings.topic(TOPIC_VISIT_CONTRIBUTIONS)),
+        *(Consumer(stream, settings.topic(topic)) for topic in STREAM_TOPICS),
         *(Consumer(sink, settings.topic(topic)) for topic in SINK_TOPICS),
     ]
 
@@ -59,13 +56,12 @@ def lag_rows(
 
 def record_consumer_lag(settings: Settings, store: Store, now: datetime | None = None) -> int:
     """Measure every consumer's lag now and store it; answer the rows written."""
-    if not settings.kafka_bootstrap:
-        raise ValueError("measuring consumer lag needs settings.kafka_bootstrap")
+    bootstrap = bootstrap_of(settings)
     measured_at = now or datetime.now(UTC)
     rows: list[LagRow] = []
     for consumer in consumers(settings):
-        ends = end_offsets(settings.kafka_bootstrap, consumer.topic)
-        committed = committed_offsets(settings.kafka_bootstrap, consumer.group, consumer.topic)
+        ends = end_offsets(bootstrap, consumer.topic)
+        committed = committed_offsets(bootstrap, consumer.group, consumer.topic)
         rows += lag_rows(consumer, ends, committed, measured_at)
     store.insert(CONSUMER_LAG, CONSUMER_LAG_COLUMNS, rows)
     return len(rows)

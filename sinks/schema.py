@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from vizita.contract.messages import VisitRow
+
 VISITS: Final = "visits"
 INDICATOR_VALUES: Final = "indicator_values"
 ALERTS: Final = "alerts"
@@ -13,14 +15,9 @@ DEAD_LETTERS: Final = "dead_letters"
 CONSUMER_LAG: Final = "consumer_lag"  # migration 0002, written by sinks/lag.py
 SCHEMA_MIGRATIONS: Final = "schema_migrations"
 
-# Every field of SPEC §1, then what the store adds.
-VISIT_EVENT_COLUMNS: Final = (
-    "visit_id", "event_id", "schema_version", "revision", "op", "occurred_at",
-    "submitted_at", "municipality", "facility_id", "nurse_id", "household_id",
-    "child_age_months", "pregnant", "visit_type", "outcome", "topics", "risk_flags",
-    "referrals",
-)  # fmt: skip
-VISIT_COLUMNS: Final = (*VISIT_EVENT_COLUMNS, "is_void", "local_day", "version")
+#: the `visits` columns: the fields of the row stage 1 sends (SPEC §1, and what the
+#: store adds); `stored_at` is the store's own
+VISIT_COLUMNS: Final = tuple(VisitRow.model_fields)
 
 DEAD_LETTER_COLUMNS: Final = ("received_at", "reason", "field", "detail", "payload", "source")
 

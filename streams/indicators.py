@@ -1,9 +1,10 @@
 """The indicators of SPEC §3, as pure functions: no Faust here.
 
 A visit contributes to its municipality and to `ALL` on its local day. A
-:class:`Contribution` holds just what the indicators read; a :class:`DayBucket` sums
-the contributions of one scope and day (with multisets for the distinct counts, so a
-visit can leave a bucket again); :func:`window_values` slides a window over the buckets.
+`Contribution` (vizita.contract.messages) holds just what the indicators read; a
+:class:`DayBucket` sums the contributions of one scope and day (with multisets for the
+distinct counts, so a visit can leave a bucket again); :func:`window_values` slides a
+window over the buckets.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
 
-from vizita.contracts import UpsertEvent
+from streams.revisions import VisitState
+from vizita.contract.codes import MISSED_OUTCOMES
+from vizita.contract.days import local_day
+from vizita.contract.events import Event, UpsertEvent
+from vizita.contract.messages import Contribution, ContributionMessage, VisitEntry
 
 # Ratio indicators: name -> (numerator flag, denominator flag) of a Contribution.
 RATIOS: dict[str, tuple[str, str]] = {
@@ -27,23 +31,6 @@ RATIOS: dict[str, tuple[str, str]] = {
 }
 IMMUNISATION_MAX_MONTHS = 23  # "child 0-23 months"
 BREASTFEEDING_MAX_MONTHS = 5  # "child 0-5 months"
-_FLAGS = ("completed", "missed", "effective", *{f for pair in RATIOS.values() for f in pair})
-
-
-@dataclass(frozen=True, slots=True)
-class Contribution:
-    """What one effective visit adds to its day (SPEC §3)."""
-
-    household_id: str
-    nurse_id: str
-    flags: frozenset[str]  # names from _FLAGS that hold for this visit
-
-    def to_json(self) -> list[Any]:
-        return [self.household_id, self.nurse_id, sorted(self.flags)]
-
-    @staticmethod
-    def from_json(data: list[Any]) -> Contribution:
-        return Contribution(data[0], data[1], frozenset(data[2]))
 
 
 def contribution(event: UpsertEvent) -> Contribution:
@@ -55,7 +42,7 @@ def contribution(event: UpsertEvent) -> Contribution:
     conditions = {
         "effective": True,
         "completed": completed,
-        "missed": event.outcome in ("not_home", "refused"),
+        "missed": event.outcome in MISSED_OUTCOMES,
         "imm_den": completed and age is not None and age <= IMMUNISATION_MAX_MONTHS,
         "bf_den": completed and age is not None and age <= BREASTFEEDING_MAX_MONTHS,
         "mh_den": completed and maternal,
@@ -68,7 +55,7 @@ def contribution(event: UpsertEvent) -> Contribution:
     conditions["es_num"] = conditions["es_den"] and "early_stimulation" in topics
     conditions["ref_num"] = conditions["ref_den"] and bool(event.referrals)
     flags = frozenset(name for name, holds in conditions.items() if holds)
-    return Contribution(event.household_id, event.nurse_id, flags)
+    return Contribution(household_id=event.household_id, nurse_id=event.nurse_id, flags=flags)
 
 
 @dataclass
@@ -159,3 +146,16 @@ def scope_values(
 ) -> Iterator[Value]:
     for window in windows:
         yield from window_values(buckets, first, last, window)
+
+
+def contribution_message(state: VisitState, event: Event) -> ContributionMessage:
+    """Stage 2's view of a visit after this event, and the day this event (even a
+    superseded upsert) adds to the range of days indicators are produced for."""
+    row = state.row
+    winner = state.winner
+    item = contribution(winner) if isinstance(winner, UpsertEvent) else None
+    entry = VisitEntry(
+        key=state.key, municipality=row["municipality"], day=row["local_day"], contribution=item
+    )
+    seen = local_day(event.occurred_at) if isinstance(event, UpsertEvent) else None
+    return ContributionMessage(entry=entry, seen=seen)

@@ -14,22 +14,21 @@ it keep an older row, nor reuse a number for different contents.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from vizita.contracts import EVENT_ADAPTER, UpsertEvent, VoidEvent, local_day
+from vizita.contract.days import local_day
+from vizita.contract.events import (
+    DETAIL_FIELDS,
+    EARLIEST_INSTANT,
+    Event,
+    UpsertEvent,
+    VoidEvent,
+    parse_event,
+)
+from vizita.contract.messages import VisitRow
 
-Event = UpsertEvent | VoidEvent
-_DESCRIPTIVE = (
-    "occurred_at", "municipality", "facility_id", "nurse_id", "household_id",
-    "child_age_months", "pregnant", "visit_type", "outcome", "topics", "risk_flags",
-    "referrals",
-)  # fmt: skip
-
-
-_EPOCH = datetime(1900, 1, 1, tzinfo=UTC)  # instants before it are invalid (contracts)
 Rank = tuple[int, int, str, str]
 
 
@@ -37,7 +36,7 @@ def rank(event: Event) -> Rank:
     """SPEC §1's order (revision, submitted_at, event_id); on a full tie (two payloads
     reusing one event_id) a digest of the canonical JSON decides, so arrival order
     never does."""
-    micros = (event.submitted_at - _EPOCH) // timedelta(microseconds=1)
+    micros = (event.submitted_at - EARLIEST_INSTANT) // timedelta(microseconds=1)
     digest = hashlib.sha256(event.model_dump_json().encode()).hexdigest()[:16]
     return (event.revision, micros, event.event_id, digest)
 
@@ -66,6 +65,7 @@ class VisitState:
 
     @property
     def row(self) -> dict[str, Any]:
+        """The visit's `visits` columns, without the version."""
         return visit_row(self.winner, self.best_upsert)
 
     @property
@@ -81,20 +81,25 @@ class VisitState:
         event_ids' ranks beyond the microsecond is left to the row written last."""
         return _number(self.winner) * 2**88 + (_number(self.best_upsert) if self.best_upsert else 0)
 
+    def visit_row(self) -> VisitRow:
+        """What `visits-effective` carries: the finished row and its version (a field
+        the visit has no value for is left out: absent and null are the same in a row)."""
+        given = {name: value for name, value in self.row.items() if value is not None}
+        return VisitRow(**given, version=self.version)
+
 
 @dataclass(frozen=True, slots=True)
 class Applied:
     state: VisitState
     duplicate: bool  # an event_id seen before for this visit
-    changed: bool  # the visit's row changed: write it
 
 
 def visit_row(winner: Event, best_upsert: UpsertEvent | None) -> dict[str, Any]:
-    """The `visits` row of a visit: its winning event. A voided visit keeps the
+    """The `visits` columns of a visit: its winning event. A voided visit keeps the
     descriptive fields of its best upsert, when it had one, so that the store still
     shows where and when the retracted visit was."""
     source: Event = best_upsert if isinstance(winner, VoidEvent) and best_upsert else winner
-    row = {name: getattr(source, name) for name in _DESCRIPTIVE}
+    row = {name: getattr(source, name) for name in DETAIL_FIELDS}
     row.update(
         visit_id=winner.visit_id, event_id=winner.event_id, revision=winner.revision,
         schema_version=winner.schema_version, op=winner.op, submitted_at=winner.submitted_at,
@@ -108,15 +113,13 @@ def apply_event(state: VisitState | None, event: Event) -> Applied:
     """Fold one valid event of a visit into its state."""
     best_if_first = event if isinstance(event, UpsertEvent) else None
     if state is None:
-        return Applied(VisitState(frozenset({event.event_id}), event, best_if_first), False, True)
+        return Applied(VisitState(frozenset({event.event_id}), event, best_if_first), False)
     winner = event if _better(event, state.winner) else state.winner
     best = state.best_upsert
     if isinstance(event, UpsertEvent) and _better(event, best):
         best = event
     duplicate = event.event_id in state.event_ids
-    ids = state.event_ids | {event.event_id}
-    changed = visit_row(winner, best) != state.row
-    return Applied(VisitState(ids, winner, best), duplicate, changed)
+    return Applied(VisitState(state.event_ids | {event.event_id}, winner, best), duplicate)
 
 
 # --- the state as it is kept in a changelog-backed table -----------------------------------
@@ -132,20 +135,3 @@ def state_from_json(data: dict[str, Any]) -> VisitState:
     winner = parse_event(data["winner"])
     best = UpsertEvent.model_validate_json(data["best"]) if data["best"] else None
     return VisitState(frozenset(data["ids"]), winner, best)
-
-
-def parse_event(text: str | bytes) -> Event:
-    """An event this stream validated and stored before (trusted, so no Rejection)."""
-    return EVENT_ADAPTER.validate_json(text, strict=True)
-
-
-def change_message(state: VisitState) -> bytes:
-    """What `visits-effective` carries: the visit's state, from which the sink makes
-    the row (see sinks)."""
-    return json.dumps(state_to_json(state)).encode()
-
-
-def row_from_message(value: bytes) -> dict[str, Any]:
-    """The `visits` row, with its version, of a `visits-effective` message."""
-    state = state_from_json(json.loads(value))
-    return {**state.row, "version": state.version}

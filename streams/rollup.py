@@ -13,36 +13,14 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
-from streams.indicators import Contribution, DayBucket, Value, scope_values
-from vizita.contracts import ALL_KOSOVO, MUNICIPALITIES, WINDOWS
-
-SCOPES: tuple[str, ...] = (*MUNICIPALITIES, ALL_KOSOVO)
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A visit as stage 2 knows it; `contribution` None: not effective (voided).
-    `key` is stage 1's `VisitState.key`: the greatest key is the truest entry."""
-
-    key: tuple[Any, ...]
-    municipality: str | None
-    day: date | None
-    contribution: Contribution | None
-
-    def to_json(self) -> list[Any]:
-        return [list(self.key), self.municipality, self.day.isoformat() if self.day else None,
-                self.contribution.to_json() if self.contribution else None]  # fmt: skip
-
-    @staticmethod
-    def from_json(data: list[Any]) -> Entry:
-        day = date.fromisoformat(data[2]) if data[2] else None
-        item = Contribution.from_json(data[3]) if data[3] else None
-        return Entry(tuple(data[0]), data[1], day, item)
+from streams.indicators import DayBucket, Value, scope_values
+from vizita.contract.indicators import WINDOWS
+from vizita.contract.messages import VisitEntry
+from vizita.contract.municipalities import ALL_KOSOVO, SCOPES
 
 
-def supersedes(incoming: Entry, stored: Entry | None) -> bool:
+def supersedes(incoming: VisitEntry, stored: VisitEntry | None) -> bool:
     """The greater key wins; an equal key is the same row sent again."""
     return stored is None or incoming.key > stored.key
 
@@ -55,7 +33,7 @@ class Rollup:
     dirty: dict[str, date] = field(default_factory=dict)  # scope -> earliest changed day
     emitted: dict[tuple[str, str, int, date], tuple[int, int | None]] = field(default_factory=dict)
 
-    def _shift(self, entry: Entry | None, sign: int) -> None:
+    def _shift(self, entry: VisitEntry | None, sign: int) -> None:
         if entry is None or entry.contribution is None or entry.day is None:
             return
         for scope in (entry.municipality, ALL_KOSOVO):
@@ -64,12 +42,12 @@ class Rollup:
                 earliest = self.dirty.get(scope)
                 self.dirty[scope] = entry.day if earliest is None else min(earliest, entry.day)
 
-    def replace(self, old: Entry | None, new: Entry) -> None:
+    def replace(self, old: VisitEntry | None, new: VisitEntry) -> None:
         """A visit's entry changed from `old` to `new`."""
         self._shift(old, -1)
         self._shift(new, +1)
 
-    def rebuild(self, entries: Iterable[Entry]) -> None:
+    def rebuild(self, entries: Iterable[VisitEntry]) -> None:
         """Start again from the entries; every row will be recomputed and re-sent."""
         self.buckets = {scope: defaultdict(DayBucket) for scope in SCOPES}
         self.emitted.clear()

@@ -1,5 +1,5 @@
 """`python -m vizita` is the `vizita` command."""
 
-from vizita.cli import main
+from vizita.app.cli import main
 
-main()
+main(prog_name="vizita")

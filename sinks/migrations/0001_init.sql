@@ -3,7 +3,7 @@
 
 -- One row per visit_id: its winning event (SPEC §1). `version` is the winner's revision
 -- and submitted_at (streams/revisions.py, VisitState.version), so it depends on the
--- events alone. (Changed from UInt64 before any deployment existed.) A correction can move a visit to another month, so its old
+-- events alone. A correction can move a visit to another month, so its old
 -- row sits in another partition, where background merges never reach it; `FINAL`
 -- still replaces it, because FINAL merges across partitions unless
 -- do_not_merge_across_partitions_select_final is set (never set it for this table).

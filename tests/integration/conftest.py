@@ -13,8 +13,8 @@ import pytest
 
 from sinks.migrations import migrate
 from sinks.store import Store, open_store
-from vizita.broker import LocalBroker
-from vizita.settings import Settings
+from vizita.app.broker import LocalBroker
+from vizita.contract.settings import Settings
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from vizita.broker import KAFKA_VERSION, LocalBroker, end_offsets, ensure_topics
-from vizita.settings import Settings
+from vizita.app.broker import KAFKA_VERSION, LocalBroker
+from vizita.contract.settings import Settings
+from vizita.kafka.admin import end_offsets, ensure_topics
 
 
 def _port_open(port: int) -> bool:

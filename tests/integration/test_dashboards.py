@@ -1,7 +1,7 @@
 """Every panel query of every dashboard, and every alert rule query, run against a store
 filled through the real pipeline (broker, Faust stage, sink, chdb) from a messy
 simulated stream: macros and variables expanded as Grafana and the ClickHouse plugin
-do (dashboards/macros.py), no error, rows, and the columns the panel reads."""
+do (tests/grafana_macros.py), no error, rows, and the columns the panel reads."""
 
 from __future__ import annotations
 
@@ -12,18 +12,18 @@ from typing import Any
 
 import pytest
 import yaml
+from grafana_macros import QueryContext, expand
 
 from dashboards.build import Built, alerting_text, build_all
 from dashboards.config import BuildConfig
-from dashboards.macros import QueryContext, expand
 from dashboards.query import PLUGIN_TYPE
 from producers.simulator import SimulationConfig, simulate, write_jsonl
 from sinks.lag import record_consumer_lag
 from sinks.migrations import migrate
 from sinks.store import Store, open_store
-from vizita.broker import LocalBroker
-from vizita.replay import replay
-from vizita.settings import Settings
+from vizita.app.broker import LocalBroker
+from vizita.app.replay import replay
+from vizita.contract.settings import Settings
 
 START = date(2026, 3, 2)
 STREAM = SimulationConfig(

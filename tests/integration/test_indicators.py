@@ -25,9 +25,9 @@ import yaml
 from producers.simulator import SimulationConfig, simulate, write_jsonl
 from sinks.schema import ACTIVE_ALERTS, INDICATOR_VALUES
 from sinks.store import Store, open_store
-from vizita.broker import LocalBroker
-from vizita.replay import replay
-from vizita.settings import Settings
+from vizita.app.broker import LocalBroker
+from vizita.app.replay import replay
+from vizita.contract.settings import Settings
 
 MESSY = SimulationConfig(
     seed=20261124, start=date(2026, 1, 20), days=45, visits_per_day=60,

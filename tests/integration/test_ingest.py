@@ -26,8 +26,9 @@ from producers.ingest import (
 )
 from sinks.schema import DEAD_LETTERS, VISITS
 from sinks.store import Store
-from vizita.broker import end_offsets
-from vizita.contracts import (
+from vizita.app.runner import Pipeline
+from vizita.contract.settings import Settings
+from vizita.contract.topics import (
     DLQ_HEADER_DETAIL,
     DLQ_HEADER_FIELD,
     DLQ_HEADER_REASON,
@@ -36,8 +37,7 @@ from vizita.contracts import (
     TOPIC_VISITS,
     TOPIC_VISITS_DLQ,
 )
-from vizita.pipeline import Pipeline, bootstrap_of, prepare_topics
-from vizita.settings import Settings
+from vizita.kafka.admin import bootstrap_of, end_offsets, ensure_pipeline_topics
 
 TOKEN = new_token()
 
@@ -99,7 +99,7 @@ def ingest_settings(
     path = tmp_path / "submitters.yaml"
     path.write_text(f"submitters:\n  kobo-prz: {hash_token(TOKEN)}\n")
     settings = make_settings(ingest_submitters_file=path, **more)
-    prepare_topics(settings)
+    ensure_pipeline_topics(settings)
     return settings
 
 

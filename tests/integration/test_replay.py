@@ -23,11 +23,13 @@ from sinks.errors import StoreUnavailable
 from sinks.queries import active_alerts, indicator_rows, latest_as_of
 from sinks.schema import DEAD_LETTERS, VISITS
 from sinks.store import Store, open_store
-from vizita.broker import end_offsets
-from vizita.contracts import LOCAL_TZ, UpsertEvent, ValidEvent, local_day, validate_payload
-from vizita.pipeline import Pipeline, prepare_topics
-from vizita.replay import replay
-from vizita.settings import Settings
+from vizita.app.replay import replay
+from vizita.app.runner import Pipeline
+from vizita.contract.days import LOCAL_TZ, local_day
+from vizita.contract.events import UpsertEvent
+from vizita.contract.settings import Settings
+from vizita.contract.validation import ValidEvent, validate_payload
+from vizita.kafka.admin import end_offsets, ensure_pipeline_topics
 
 MESSY = SimulationConfig(
     seed=20261123, start=date(2026, 1, 20), days=21, visits_per_day=40,
@@ -208,7 +210,7 @@ def test_the_live_clock_runs_to_today_without_events(
     lines = simulate(SimulationConfig(seed=8, start=today - timedelta(days=20), days=13,
                                       visits_per_day=30, invalid_share=0.0))  # fmt: skip
     live = settings.model_copy(update={"clock": "live"})
-    prepare_topics(live)
+    ensure_pipeline_topics(live)
     before = end_offsets(live.kafka_bootstrap or "", live.topic("visits"))
     publish(lines, live.kafka_bootstrap or "", live.topic("visits"))
 

@@ -13,11 +13,12 @@ from typing import Any
 from producers.simulator import SimulationConfig, simulate, write_jsonl
 from sinks.queries import active_alerts, indicator_rows, latest_as_of
 from sinks.store import Store
-from streams.alerts import load_targets
-from vizita.contracts import ALL_KOSOVO, COUNT_INDICATORS, INDICATORS, MUNICIPALITIES
-from vizita.replay import replay
-from vizita.report import build_report
-from vizita.settings import Settings
+from vizita.app.replay import replay
+from vizita.app.report import build_report
+from vizita.contract.indicators import COUNT_INDICATORS, INDICATORS
+from vizita.contract.municipalities import ALL_KOSOVO, MUNICIPALITIES
+from vizita.contract.settings import Settings
+from vizita.contract.targets import load_targets
 
 SMALL = SimulationConfig(
     seed=20261125, start=date(2026, 2, 2), days=12, visits_per_day=60, late_share=0.2,
@@ -123,9 +124,9 @@ def test_the_report_of_a_replayed_store(settings: Settings, store: Store, tmp_pa
     charts = sorted(a.get("data-indicator") or "" for tag, a in parsed.tags if tag == "svg")
     assert charts == sorted(INDICATORS)
     text = "".join(parsed.text)
-    for albanian, serbian in MUNICIPALITIES.values():
-        assert albanian in text
-        assert serbian in text
+    for place in MUNICIPALITIES.values():
+        assert place.albanian in text
+        assert place.serbian in text
     # The header's counts are the replay's own.
     cells = [cell for _, row in parsed.table("counts") for cell in row]
     counts = {cell[0]["data-count"]: _text(cell) for cell in cells if cell[0].get("data-count")}
@@ -138,7 +139,7 @@ def test_the_report_of_a_replayed_store(settings: Settings, store: Store, tmp_pa
     listed = [[_text(c) for c in cells] for _, cells in parsed.table("alerts")[1:]]
     assert len(listed) == len(alerts)
     for alert, row in zip(alerts, listed, strict=True):
-        assert row[0].startswith(MUNICIPALITIES[alert["municipality"]][0])
+        assert row[0].startswith(MUNICIPALITIES[alert["municipality"]].albanian)
     _check_kosovo_numbers(parsed, store)
 
 

@@ -23,18 +23,14 @@ import pytest
 
 from producers.publish import publish
 from producers.simulator import SimulationConfig, simulate
-from streams.alerts import ALERT_WINDOW, load_targets
-from vizita.broker import LocalBroker, end_offsets
-from vizita.contracts import (
-    COUNT_INDICATORS,
-    MUNICIPALITIES,
-    TOPIC_VISITS,
-    TOPIC_VISITS_EFFECTIVE,
-    ValidEvent,
-    validate_payload,
-)
-from vizita.pipeline import prepare_topics
-from vizita.settings import Settings
+from vizita.app.broker import LocalBroker
+from vizita.contract.indicators import ALERT_WINDOW, COUNT_INDICATORS
+from vizita.contract.municipalities import MUNICIPALITIES
+from vizita.contract.settings import Settings
+from vizita.contract.targets import load_targets
+from vizita.contract.topics import TOPIC_VISITS, TOPIC_VISITS_EFFECTIVE
+from vizita.contract.validation import ValidEvent, validate_payload
+from vizita.kafka.admin import end_offsets, ensure_pipeline_topics
 
 STREAM = SimulationConfig(
     seed=404, start=date(2026, 4, 1), days=40, visits_per_day=150, late_share=0.3,
@@ -86,7 +82,7 @@ def _dump(store: Path, database: str) -> dict[str, Any]:
 
 def _publish(settings: Settings, payloads: list[bytes]) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    prepare_topics(settings)
+    ensure_pipeline_topics(settings)
     publish(payloads, settings.kafka_bootstrap or "", settings.topic(TOPIC_VISITS))
 
 
@@ -131,7 +127,8 @@ def _check_alerts(dump: dict[str, Any]) -> None:
 
 
 def _days(payloads: list[bytes]) -> int:
-    from vizita.contracts import UpsertEvent, local_day
+    from vizita.contract.days import local_day
+    from vizita.contract.events import UpsertEvent
 
     events = [r.event for r in map(validate_payload, payloads) if isinstance(r, ValidEvent)]
     days = {local_day(e.occurred_at) for e in events if isinstance(e, UpsertEvent)}
@@ -178,7 +175,7 @@ def shared(
     work = tmp_path_factory.mktemp("shared")
     settings = _settings(kafka, "two", work)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    prepare_topics(settings)
+    ensure_pipeline_topics(settings)
     helper = _worker(settings, work / "unused", "--no-sink")
     time.sleep(3)  # let it join the group first, so the work is shared
     _publish(settings, payloads)

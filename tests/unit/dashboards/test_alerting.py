@@ -11,7 +11,7 @@ import yaml
 from dashboards.alerting import CONTACT_POINT, EMAIL_FROM_ENVIRONMENT
 from dashboards.build import alerting_text, build_all
 from dashboards.config import BuildConfig
-from vizita.settings import Settings
+from vizita.contract.settings import Settings
 
 
 @pytest.fixture

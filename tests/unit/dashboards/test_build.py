@@ -20,9 +20,10 @@ from dashboards.build import (
 )
 from dashboards.config import BuildConfig
 from dashboards.query import PLUGIN_TYPE
-from streams.alerts import load_targets
-from vizita.contracts import ALL_KOSOVO, INDICATORS, MUNICIPALITIES
-from vizita.settings import CONFIG_DIR, Settings
+from vizita.contract.indicators import INDICATORS
+from vizita.contract.municipalities import ALL_KOSOVO, MUNICIPALITIES
+from vizita.contract.settings import CONFIG_DIR, Settings
+from vizita.contract.targets import load_targets
 
 COMMITTED = CONFIG_DIR / "grafana"
 

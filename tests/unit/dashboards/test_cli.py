@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from vizita.cli import main
+from vizita.app.cli import main
 
 
 def test_build_writes_the_files(tmp_path: Path) -> None:

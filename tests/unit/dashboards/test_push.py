@@ -16,7 +16,7 @@ from dashboards.build import Built, build_all
 from dashboards.config import BuildConfig
 from dashboards.errors import GrafanaTokenMissing, PushError
 from dashboards.push import push_dashboards
-from vizita.settings import Settings
+from vizita.contract.settings import Settings
 
 
 class _Recorder(BaseHTTPRequestHandler):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dashboards.sql import MUNICIPALITY, target_expression
-from streams.alerts import Targets, load_targets
+from vizita.contract.targets import Targets, load_targets
 
 TARGETS = load_targets(Path(__file__).parents[3] / "config" / "targets.yaml")
 

@@ -23,9 +23,9 @@ import yaml
 from dashboards.query import PLUGIN_TYPE, PLUGIN_VERSION
 from producers.ingest import HEALTH_PATH
 from sinks.migrations import load_migrations
-from vizita.broker import KAFKA_VERSION
-from vizita.cli import main as cli_main
-from vizita.settings import Settings
+from vizita.app.broker import KAFKA_VERSION
+from vizita.app.cli import main as cli_main
+from vizita.contract.settings import Settings
 
 REPO = Path(__file__).resolve().parents[3]
 COMPOSE = REPO / "docker-compose.yml"

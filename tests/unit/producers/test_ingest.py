@@ -50,18 +50,17 @@ from producers.ingest import (
     submitters_line,
     unrecorded,
 )
-from vizita.cli import main
-from vizita.contracts import (
+from vizita.app.cli import main
+from vizita.contract.errors import ConfigError
+from vizita.contract.settings import Settings
+from vizita.contract.topics import (
     DLQ_HEADER_DETAIL,
     DLQ_HEADER_FIELD,
     DLQ_HEADER_REASON,
     DLQ_HEADER_SOURCE,
     SUBMITTER_HEADER,
-    Reason,
-    Rejection,
 )
-from vizita.errors import ConfigError
-from vizita.settings import Settings
+from vizita.contract.validation import Reason, Rejection
 
 TOKEN = new_token()
 

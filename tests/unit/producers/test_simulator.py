@@ -23,14 +23,10 @@ from producers.simulator import (
     simulate_submissions,
     write_jsonl,
 )
-from vizita.contracts import (
-    LOCAL_TZ,
-    MUNICIPALITIES,
-    UpsertEvent,
-    VoidEvent,
-    local_day,
-    validate_payload,
-)
+from vizita.contract.days import LOCAL_TZ, local_day
+from vizita.contract.events import UpsertEvent, VoidEvent
+from vizita.contract.municipalities import MUNICIPALITIES
+from vizita.contract.validation import validate_payload
 
 # A fixed start (spanning the switch to summer time on 31 March) keeps runs reproducible.
 START = date(2024, 3, 1)

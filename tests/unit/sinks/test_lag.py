@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sinks.lag import Consumer, consumers, lag_rows
-from vizita.settings import Settings
+from vizita.contract.settings import Settings
 
 AT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 

@@ -6,7 +6,7 @@ import pytest
 
 from sinks.errors import StoreUnavailable, StoreUrlError
 from sinks.store import ServerBackend, _convert_row, open_store
-from vizita.broker import free_port
+from vizita.app.broker import free_port
 
 
 @pytest.mark.parametrize("url", ["chdb://relative/path", "postgres://x", "store"])

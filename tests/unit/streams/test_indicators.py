@@ -12,24 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.indicators import (
-    Contribution,
-    DayBucket,
-    Value,
-    contribution,
-    scope_values,
-    window_values,
-)
-from vizita.contracts import (
-    INDICATORS,
-    OUTCOMES,
-    REFERRALS,
-    RISK_FLAGS,
-    TOPICS,
-    VISIT_TYPES,
-    WINDOWS,
-    UpsertEvent,
-)
+from streams.indicators import DayBucket, Value, contribution, scope_values, window_values
+from vizita.contract.codes import OUTCOMES, REFERRALS, RISK_FLAGS, TOPICS, VISIT_TYPES
+from vizita.contract.events import UpsertEvent
+from vizita.contract.indicators import INDICATORS, WINDOWS
+from vizita.contract.messages import Contribution
 
 BASE = date(2024, 3, 1)
 SPAN = 40  # contributions fall on BASE .. BASE + SPAN - 1
@@ -279,8 +266,12 @@ def test_day_bucket_takes_back_what_it_added(items: list[Contribution], data: An
 
 
 def test_day_bucket_counts_a_household_once_until_its_last_visit_leaves() -> None:
-    first = Contribution("hh-1", "n-1", frozenset({"effective", "completed"}))
-    second = Contribution("hh-1", "n-2", frozenset({"effective", "completed"}))
+    first = Contribution(
+        household_id="hh-1", nurse_id="n-1", flags=frozenset({"effective", "completed"})
+    )
+    second = Contribution(
+        household_id="hh-1", nurse_id="n-2", flags=frozenset({"effective", "completed"})
+    )
     bucket = DayBucket()
     bucket.add(first)
     bucket.add(second)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,14 +16,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.revisions import (
-    Applied,
     VisitState,
-    apply_event,
     state_from_json,
     state_to_json,
     visit_row,
 )
-from vizita.contracts import Reason, Rejection, UpsertEvent, VoidEvent, validate_payload
+from streams.revisions import apply_event as fold_event
+from vizita.contract.events import UpsertEvent, VoidEvent
+from vizita.contract.validation import Reason, Rejection, validate_payload
 
 Event = UpsertEvent | VoidEvent
 
@@ -89,6 +90,21 @@ def void(
         submitted_at=submitted_at,
         **fields,
     )
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What folding one event gives, and whether the visit's row changed by it."""
+
+    state: VisitState
+    duplicate: bool
+    changed: bool
+
+
+def apply_event(state: VisitState | None, event: Event) -> Applied:
+    applied = fold_event(state, event)
+    changed = state is None or applied.state.row != state.row
+    return Applied(applied.state, applied.duplicate, changed)
 
 
 def copy_of(event: Event) -> Event:

@@ -13,9 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.indicators import Contribution, DayBucket, Value, window_values
-from streams.rollup import SCOPES, Entry, Rollup, supersedes
-from vizita.contracts import ALL_KOSOVO, INDICATORS, MUNICIPALITIES, WINDOWS
+from streams.indicators import DayBucket, Value, window_values
+from streams.rollup import Rollup, supersedes
+from vizita.contract.indicators import INDICATORS, WINDOWS
+from vizita.contract.messages import Contribution, VisitEntry
+from vizita.contract.municipalities import ALL_KOSOVO, MUNICIPALITIES, SCOPES
 
 BASE = date(2024, 3, 1)
 SPAN = 20  # entries fall on BASE .. BASE + SPAN - 1
@@ -30,13 +32,25 @@ Key = tuple[str, str, int, date]
 Row = tuple[int, int | None, float | None]
 
 
+def contribution_of(household: str, nurse: str, flags: frozenset[str]) -> Contribution:
+    return Contribution(household_id=household, nurse_id=nurse, flags=flags)
+
+
+def visit_entry(
+    key: tuple[Any, ...] | int, municipality: str | None, day: date | None,
+    item: Contribution | None,
+) -> VisitEntry:  # fmt: skip
+    key = key if isinstance(key, tuple) else (key,)
+    return VisitEntry(key=key, municipality=municipality, day=day, contribution=item)
+
+
 def done(household: str, nurse: str = "n-1", *more: str) -> Contribution:
-    return Contribution(household, nurse, frozenset({"effective", "completed", *more}))
+    return contribution_of(household, nurse, frozenset({"effective", "completed", *more}))
 
 
-def entry(version: int, municipality: str, day: date, item: Contribution | None) -> Entry:
+def entry(version: int, municipality: str, day: date, item: Contribution | None) -> VisitEntry:
     # Stage 1's keys are rank tuples; a one-element tuple orders the same way here.
-    return Entry((version,), municipality, day, item)
+    return visit_entry((version,), municipality, day, item)
 
 
 def drain(rollup: Rollup, first: date = FIRST, clock: date = CLOCK) -> dict[Key, Row]:
@@ -94,16 +108,16 @@ bodies = st.one_of(
 
 
 @st.composite
-def histories(draw: Any) -> tuple[dict[str, list[Entry]], list[tuple[str, int]]]:
+def histories(draw: Any) -> tuple[dict[str, list[VisitEntry]], list[tuple[str, int]]]:
     """Visits with their versions 1..n, and an arrival order of (visit, version index):
     each final version at least once, earlier ones maybe never, maybe several times."""
     count = draw(st.integers(1, 8))
-    visits: dict[str, list[Entry]] = {}
+    visits: dict[str, list[VisitEntry]] = {}
     arrivals: list[tuple[str, int]] = []
     for n in range(count):
         versions = draw(st.lists(bodies, min_size=1, max_size=4))
         visit_id = f"v-{n}"
-        visits[visit_id] = [Entry((i + 1,), *body) for i, body in enumerate(versions)]
+        visits[visit_id] = [visit_entry((i + 1,), *body) for i, body in enumerate(versions)]
         arrivals.append((visit_id, len(versions) - 1))
         for index in range(len(versions)):
             arrivals.extend([(visit_id, index)] * draw(st.integers(0, 2)))
@@ -111,7 +125,7 @@ def histories(draw: Any) -> tuple[dict[str, list[Entry]], list[tuple[str, int]]]
 
 
 entries = st.builds(
-    Entry,
+    VisitEntry,
     key=st.tuples(st.integers(1, 2**31 - 1), st.integers(0, 2**63), st.text(max_size=8)),
     municipality=st.none() | st.sampled_from(sorted(MUNICIPALITIES)),
     day=st.none() | st.dates(date(1900, 1, 1), date(2999, 12, 31)),
@@ -140,10 +154,10 @@ def test_supersedes_is_last_writer_wins_by_version() -> None:
 
 @settings(max_examples=200, deadline=None, database=None)
 @given(item=entries)
-def test_entry_survives_the_changelog(item: Entry) -> None:
+def test_entry_survives_the_changelog(item: VisitEntry) -> None:
     stored = json.loads(json.dumps(item.to_json()))
-    assert Entry.from_json(stored) == item
-    assert Entry.from_json(stored).to_json() == item.to_json()
+    assert VisitEntry.from_json(stored) == item
+    assert VisitEntry.from_json(stored).to_json() == item.to_json()
 
 
 def test_entry_json_by_example() -> None:
@@ -151,7 +165,7 @@ def test_entry_json_by_example() -> None:
     assert item.to_json() == [
         [3], "peje", "2024-02-29", ["hh-1", "n-2", ["completed", "effective", "imm_den"]],
     ]  # fmt: skip
-    assert Entry.from_json([[4], None, None, None]) == Entry((4,), None, None, None)
+    assert VisitEntry.from_json([[4], None, None, None]) == visit_entry((4,), None, None, None)
 
 
 # --- order does not matter ---------------------------------------------------------------------
@@ -160,11 +174,11 @@ def test_entry_json_by_example() -> None:
 @settings(max_examples=25, deadline=None, database=None)
 @given(case=histories(), ticks=st.sets(st.integers(0, 40), max_size=4))
 def test_any_order_with_repeats_reaches_the_rebuilt_state(
-    case: tuple[dict[str, list[Entry]], list[tuple[str, int]]], ticks: set[int]
+    case: tuple[dict[str, list[VisitEntry]], list[tuple[str, int]]], ticks: set[int]
 ) -> None:
     visits, arrivals = case
     rollup = Rollup()
-    stored: dict[str, Entry] = {}
+    stored: dict[str, VisitEntry] = {}
     sent: dict[Key, Row] = {}
     for step, (visit_id, index) in enumerate(arrivals):
         new = visits[visit_id][index]
@@ -199,7 +213,7 @@ def test_marked_all_then_applied_in_any_order_sends_what_a_rebuild_sends(seed: i
     rng = random.Random(seed)
     visits = {
         f"v-{n}": [
-            Entry((version,), rng.choice(PLACES), BASE + timedelta(days=rng.randrange(SPAN)),
+            visit_entry((version,), rng.choice(PLACES), BASE + timedelta(days=rng.randrange(SPAN)),
                   None if rng.random() < 0.2 else done(f"hh-{rng.randrange(4)}",
                                                        f"n-{rng.randrange(3)}", "imm_den"))
             for version in range(1, rng.randint(2, 4))
@@ -210,7 +224,7 @@ def test_marked_all_then_applied_in_any_order_sends_what_a_rebuild_sends(seed: i
     rng.shuffle(arrivals)
     rollup = Rollup()
     rollup.mark_all()
-    stored: dict[str, Entry] = {}
+    stored: dict[str, VisitEntry] = {}
     sent = drain(rollup)
     for step, (visit_id, index) in enumerate(arrivals):
         new = visits[visit_id][index]
@@ -308,7 +322,7 @@ def test_a_change_before_the_first_day_reaches_the_rows_whose_window_covers_it()
 @given(case=histories(), change=st.tuples(st.sampled_from(PLACES), days, contributions),
        target=st.integers(0, 7))  # fmt: skip
 def test_changed_values_sends_exactly_the_rows_that_changed(
-    case: tuple[dict[str, list[Entry]], list[tuple[str, int]]],
+    case: tuple[dict[str, list[VisitEntry]], list[tuple[str, int]]],
     change: tuple[str, date, Contribution],
     target: int,
 ) -> None:
@@ -321,7 +335,7 @@ def test_changed_values_sends_exactly_the_rows_that_changed(
 
     visit_id = sorted(final)[target % len(final)]
     old = final[visit_id]
-    new = Entry((old.key[0] + 1,), *change)
+    new = visit_entry((old.key[0] + 1,), *change)
     scopes = tuple(sorted({s for s in (old.municipality, new.municipality) if s} | {ALL_KOSOVO}))
     before = all_rows(rollup, scopes)
     rollup.replace(old, new)
@@ -377,7 +391,7 @@ def test_all_counts_a_household_and_a_nurse_once_across_municipalities() -> None
     offset=st.integers(-5, SPAN + 35),
 )
 def test_value_at_is_the_window_row(
-    case: tuple[dict[str, list[Entry]], list[tuple[str, int]]],
+    case: tuple[dict[str, list[VisitEntry]], list[tuple[str, int]]],
     scope: str,
     indicator: str,
     window: int,
@@ -401,9 +415,9 @@ def test_value_at_an_unknown_indicator_is_none() -> None:
 
 def test_a_void_or_an_entry_without_a_day_adds_nothing() -> None:
     rollup = Rollup()
-    rollup.replace(None, Entry(1, "peje", BASE, None))
-    rollup.replace(None, Entry(1, None, None, None))
-    rollup.replace(None, Entry(1, "peje", None, done("hh-1")))
+    rollup.replace(None, visit_entry(1, "peje", BASE, None))
+    rollup.replace(None, visit_entry(1, None, None, None))
+    rollup.replace(None, visit_entry(1, "peje", None, done("hh-1")))
     assert live_buckets(rollup) == {}
 
 

@@ -5,26 +5,71 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import signal
-from collections.abc import Iterator
+import sys
+import traceback
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
-from vizita.settings import Settings
+from vizita.contract.errors import ConfigError, VizitaError
+from vizita.contract.settings import Settings
 
 _OVERRIDES = "overrides"
+
+
+class VizitaGroup(click.Group):
+    """The `vizita` group: an expected failure (a VizitaError, a usage error) ends the
+    command with one line on stderr and a non-zero exit; its traceback shows only
+    with --log-level debug. Anything else is a bug and shows its traceback."""
+
+    def main(
+        self, args: Sequence[str] | None = None, prog_name: str | None = None,
+        complete_var: str | None = None, standalone_mode: bool = True, **extra: Any,
+    ) -> Any:  # fmt: skip
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.ClickException as exc:
+            where = exc.ctx.command_path if isinstance(exc, click.UsageError) and exc.ctx else ""
+            _one_line(where or "vizita", exc.format_message(), exc)
+            sys.exit(exc.exit_code)
+        except click.Abort as exc:
+            _one_line("vizita", "aborted", exc)
+            sys.exit(1)
+        except VizitaError as exc:
+            _one_line("vizita", str(exc), exc)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _one_line(where: str, message: str, exc: BaseException) -> None:
+    lines = message.strip().splitlines() or [type(exc).__name__]
+    click.echo(f"{where}: error: {lines[0]}", err=True)
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        traceback.print_exception(exc, file=sys.stderr)
 
 
 def _settings(ctx: click.Context, **options: Any) -> Settings:
     """Settings from the group's and this command's options (None = not given)."""
     given = {**ctx.obj[_OVERRIDES], **{k: v for k, v in options.items() if v is not None}}
-    return Settings(**given)
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        raise ConfigError(f"settings: {problems}") from exc
 
 
 def _start(ctx: click.Context, **options: Any) -> Settings:
-    from vizita.logs import configure_logging
+    from vizita.contract.logs import configure_logging
 
     settings = _settings(ctx, **options)
     configure_logging(settings.log_level, settings.log_format)
@@ -35,9 +80,13 @@ store_option = click.option("--store", "store_url", help="chdb:///abs/path or cl
 bootstrap_option = click.option(
     "--bootstrap", "kafka_bootstrap", help="Kafka HOST:PORT; none starts a local broker"
 )
+input_file = click.argument(
+    "file", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
+)
 
 
-@click.group()
+@click.group(cls=VizitaGroup)
+@click.version_option(package_name="vizita", prog_name="vizita")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--log-format", type=click.Choice(["auto", "json", "console"]))
 @click.pass_context
@@ -45,10 +94,12 @@ def main(ctx: click.Context, log_level: str | None, log_format: str | None) -> N
     """Vizita: live monitoring of the home visiting programme."""
     given = {"log_level": log_level, "log_format": log_format}
     ctx.obj = {_OVERRIDES: {k: v for k, v in given.items() if v is not None}}
+    if log_level == "debug":  # before any command configures logging: tracebacks of errors
+        logging.getLogger().setLevel(logging.DEBUG)
 
 
 @main.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@input_file
 @store_option
 @bootstrap_option
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
@@ -62,14 +113,16 @@ def replay(
 ) -> None:
     """Publish FILE (JSONL), process and store all of it, print a summary."""
     from sinks.store import open_store
-    from vizita.broker import kafka_for
-    from vizita.replay import replay as run_replay
+    from vizita.app.broker import kafka_for
+    from vizita.app.replay import replay as run_replay
+    from vizita.contract.targets import load_targets
 
     settings = _start(ctx, store_url=store_url, kafka_bootstrap=kafka_bootstrap)
+    targets = load_targets(settings.targets_file)
     store = open_store(settings.store_url.get_secret_value(), settings.database)
     try:
         with kafka_for(settings) as live:
-            summary = run_replay(live, store, file)
+            summary = run_replay(live, store, file, targets)
     finally:
         store.close()
     if as_json:
@@ -85,19 +138,19 @@ def replay(
 
 
 @main.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@input_file
 @bootstrap_option
 @click.pass_context
 def produce(ctx: click.Context, file: Path, kafka_bootstrap: str | None) -> None:
     """Publish FILE (JSONL, one raw payload a line) to the visits topic."""
     from producers.publish import publish, read_lines
-    from vizita.contracts import TOPIC_VISITS
-    from vizita.pipeline import prepare_topics
+    from vizita.contract.topics import TOPIC_VISITS
+    from vizita.kafka.admin import ensure_pipeline_topics
 
     settings = _start(ctx, kafka_bootstrap=kafka_bootstrap)
     if not settings.kafka_bootstrap:
         raise click.UsageError("produce needs --bootstrap or VIZITA_KAFKA_BOOTSTRAP")
-    prepare_topics(settings)
+    ensure_pipeline_topics(settings)
     count = publish(read_lines(file), settings.kafka_bootstrap, settings.topic(TOPIC_VISITS))
     click.echo(f"published {count} payloads to {settings.topic(TOPIC_VISITS)}")
 
@@ -119,19 +172,22 @@ def worker(  # noqa: PLR0917  # click passes every option positionally
     """Run the stream (and the sink) until SIGINT or SIGTERM."""
     from sinks.migrations import migrate
     from sinks.store import open_store
-    from vizita.pipeline import Pipeline, prepare_topics
+    from vizita.app.runner import Pipeline
+    from vizita.contract.targets import load_targets
+    from vizita.kafka.admin import ensure_pipeline_topics
 
     settings = _start(ctx, store_url=store_url, kafka_bootstrap=kafka_bootstrap, clock=clock)
     if not settings.kafka_bootstrap:
         raise click.UsageError("worker needs --bootstrap or VIZITA_KAFKA_BOOTSTRAP")
     if exit_when_done and no_sink:
         raise click.UsageError("--exit-when-done waits for the store: it needs the sink")
+    targets = load_targets(settings.targets_file)
     store = None
     if not no_sink:
         store = open_store(settings.store_url.get_secret_value(), settings.database)
         migrate(store)
-    prepare_topics(settings)
-    asyncio.run(_run_worker(Pipeline(settings, store), exit_when_done=exit_when_done))
+    ensure_pipeline_topics(settings)
+    asyncio.run(_run_worker(Pipeline(settings, store, targets), exit_when_done=exit_when_done))
 
 
 async def _run_worker(pipeline: Any, *, exit_when_done: bool) -> None:
@@ -164,7 +220,7 @@ def indicators(
 ) -> None:
     """Current indicator values from the store, as a table."""
     from sinks.queries import indicator_rows, latest_as_of
-    from vizita.views import indicators_table, print_json
+    from vizita.app.views import indicators_table, print_json
 
     with _store(ctx, store_url) as store:
         day = as_of.date() if as_of else latest_as_of(store)
@@ -184,7 +240,7 @@ def indicators(
 def alerts(ctx: click.Context, store_url: str | None, as_json: bool) -> None:
     """The active alerts (municipalities behind a target), as a table."""
     from sinks.queries import active_alerts
-    from vizita.views import alerts_table, print_json
+    from vizita.app.views import alerts_table, print_json
 
     with _store(ctx, store_url) as store:
         rows = active_alerts(store)
@@ -227,7 +283,7 @@ def simulate(out: Path, days: int, per_day: int, seed: int) -> None:
 @click.pass_context
 def broker(ctx: click.Context) -> None:
     """Run a local Kafka broker in the foreground (for development)."""
-    from vizita.broker import LocalBroker
+    from vizita.app.broker import LocalBroker
 
     settings = _start(ctx)
     with LocalBroker(settings.data_dir / "kafka", settings.kafka_cache_dir) as running:
@@ -244,7 +300,7 @@ def broker(ctx: click.Context) -> None:
 @click.pass_context
 def demo(ctx: click.Context, duration: float | None, days: int, store_url: str | None) -> None:
     """The whole pipeline on this machine with simulated visits and a live view."""
-    from vizita.demo import run_demo
+    from vizita.app.demo import run_demo
 
     settings = _start(ctx, store_url=store_url)
     run_demo(settings, duration=duration, history_days=days)
@@ -263,9 +319,9 @@ def report(ctx: click.Context, report_path: Path | None, store_url: str | None) 
 
     from sinks.migrations import migrate
     from sinks.store import open_store
-    from streams.alerts import load_targets
-    from vizita.contracts import LOCAL_TZ
-    from vizita.report import build_report, write_report
+    from vizita.app.report import build_report, write_report
+    from vizita.contract.days import LOCAL_TZ
+    from vizita.contract.targets import load_targets
 
     settings = _start(ctx, store_url=store_url, report_path=report_path)
     targets = load_targets(settings.targets_file)
@@ -298,20 +354,16 @@ def ingest_serve(
 ) -> None:  # fmt: skip
     """Serve POST /v1/visits until SIGINT or SIGTERM (needs a Kafka bootstrap)."""
     from producers.ingest import require_submitters, serve
-    from vizita.errors import ConfigError
-    from vizita.pipeline import prepare_topics
+    from vizita.kafka.admin import ensure_pipeline_topics
 
     settings = _start(
         ctx, ingest_host=ingest_host, ingest_port=ingest_port, kafka_bootstrap=kafka_bootstrap
     )
     if not settings.kafka_bootstrap:
         raise click.UsageError("ingest serve needs --bootstrap or VIZITA_KAFKA_BOOTSTRAP")
-    try:
-        require_submitters(settings.ingest_submitters_file)  # before anything else starts
-        prepare_topics(settings)
-        asyncio.run(serve(settings))
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+    require_submitters(settings.ingest_submitters_file)  # before anything else starts
+    ensure_pipeline_topics(settings)
+    asyncio.run(serve(settings))
 
 
 @ingest.command("token")
@@ -348,7 +400,7 @@ def dashboards_build(ctx: click.Context, out: Path | None) -> None:
     """Write the three dashboards and the alerting provisioning file."""
     from dashboards.build import build_all, write
     from dashboards.config import BuildConfig
-    from vizita.settings import CONFIG_DIR
+    from vizita.contract.settings import CONFIG_DIR
 
     settings = _start(ctx)
     built = build_all(BuildConfig.from_settings(settings))
@@ -364,13 +416,9 @@ def dashboards_push(ctx: click.Context, grafana_url: str | None, folder_uid: str
     """Send the dashboards to Grafana (token: VIZITA_GRAFANA_TOKEN)."""
     from dashboards.build import build_all
     from dashboards.config import BuildConfig
-    from dashboards.errors import DashboardsError
     from dashboards.push import push_dashboards
 
     settings = _start(ctx, grafana_url=grafana_url)
     built = build_all(BuildConfig.from_settings(settings))
-    try:
-        pushed = push_dashboards(built, settings.grafana_url, settings.grafana_token, folder_uid)
-    except DashboardsError as exc:
-        raise click.ClickException(str(exc)) from exc
+    pushed = push_dashboards(built, settings.grafana_url, settings.grafana_token, folder_uid)
     click.echo(f"pushed {', '.join(pushed)} to {settings.grafana_url}")

@@ -1,20 +1,28 @@
-"""A Faust table whose changelog writes cannot be lost between processing and commit.
+"""Tables whose changelog writes cannot be lost between processing and commit, and the
+agent loop that makes that so for every agent.
 
 Faust sends a table's changelog through its ProducerBuffer (`send_soon`), and the flush
 it runs before committing offsets gives up when a message takes over 0.1 s
 (`ProducerBuffer.flush_atmost` returns on the timeout, faust-streaming 0.15.3). Under
 load a commit could then pass table writes that never reached the changelog, and after
-a crash the table would come back *behind* its committed offsets. Here the agent sends
-the writes itself, awaited, before it moves to the next event; Faust acknowledges an
-event only then, and its pre-commit flush of the Kafka producer covers everything
-already handed to it.
+a crash the table would come back *behind* its committed offsets. A `DurableTable`
+keeps its writes instead, and `durable_agent` sends them, awaited, after each event and
+before the next: Faust acknowledges an event only then, and its pre-commit flush of the
+Kafka producer covers everything already handed to it. No handler has to remember it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
+from faust.types import EventT, StreamT
+
+from streams.errors import StreamError
+
+Handler = Callable[[EventT[Any]], Awaitable[Any]]
+Done = Callable[[EventT[Any], Any], None]
 
 
 class DurableTable(faust.Table[Any, Any]):
@@ -25,7 +33,7 @@ class DurableTable(faust.Table[Any, Any]):
     def _partition(self, key: Any) -> int:
         partition = self.partition_for_key(key)  # the current event's partition
         if partition is None:
-            raise RuntimeError("a table is written only while an agent handles an event")
+            raise StreamError("a table is written only while an agent handles an event")
         return int(partition)
 
     # Faust's own versions of these two hand the write to send_changelog (send_soon).
@@ -42,7 +50,7 @@ class DurableTable(faust.Table[Any, Any]):
         self._sensor_on_del(self, key)
 
     async def send_changes(self) -> None:
-        """Send this event's writes; call it before the agent takes the next event."""
+        """Send the writes made since the last call, each awaited."""
         unsent, self._unsent = self._unsent, []
         for partition, key, value, key_serializer, value_serializer in unsent:
             await self.changelog_topic.send(
@@ -57,3 +65,26 @@ def durable_table(app: faust.App, name: str, partitions: int) -> DurableTable:
     table = DurableTable(app, name=name, default=None, partitions=partitions)
     app.tables.add(table)
     return table
+
+
+async def send_table_changes(app: faust.App) -> None:
+    for table in app.tables.values():
+        if isinstance(table, DurableTable):
+            await table.send_changes()
+
+
+def durable_agent(
+    app: faust.App, topic: Any, name: str, handle: Handler, done: Done | None = None
+) -> None:
+    """Run `handle` on each event of `topic` as the agent `name`; after each event the
+    writes of every durable table are sent before the next event is taken, then
+    `done(event, what handle answered)` is told."""
+
+    async def agent(stream: StreamT[Any]) -> None:
+        async for event in stream.events():
+            outcome = await handle(event)
+            await send_table_changes(app)
+            if done is not None:
+                done(event, outcome)
+
+    app.agent(topic, name=name)(agent)

@@ -1,4 +1,4 @@
-"""The report (issue 4): one self-contained HTML file for people who read a weekly
+"""The report: one self-contained HTML file for people who read a weekly
 email rather than Grafana.
 
 No network fetch, no script, no external stylesheet or image: the charts are inline SVG
@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 
@@ -29,92 +29,43 @@ from sinks.queries import (
     store_totals,
 )
 from sinks.store import Store
-from streams.alerts import ALERT_WINDOW, Reading, Target, Targets, load_targets, next_state
-from vizita.contracts import ALL_KOSOVO, COUNT_INDICATORS, INDICATORS, LOCAL_TZ, MUNICIPALITIES
-from vizita.settings import Settings
-from vizita.views import SHORT
+from vizita.contract.days import LOCAL_TZ
+from vizita.contract.display import (
+    STANDING_TEXT,
+    Standing,
+    format_target,
+    format_value,
+    is_share,
+    municipality_label,
+    short,
+    standing,
+    title,
+)
+from vizita.contract.indicators import ALERT_WINDOW, COUNT_INDICATORS, INDICATORS, WEEK
+from vizita.contract.municipalities import ALL_KOSOVO, MUNICIPALITIES
+from vizita.contract.settings import Settings
+from vizita.contract.targets import Reading, Target, Targets, load_targets
 
 log = structlog.get_logger(__name__)
 
 # The charts show at most this many of the last stored days: a store that has run for
 # years still makes a file a mail client opens quickly.
 TREND_MAX_DAYS = 366
-WEEK = 7
-PER_NURSE = "visits_per_nurse"  # the one ratio that is not a share of visits
-SHARES = frozenset(INDICATORS) - COUNT_INDICATORS - {PER_NURSE}
 
-Status = Literal["alerted", "behind", "few", "ahead", "no_target", "no_data"]
-# (background, marker, legend); the marker says it again for readers who cannot tell
-# the colours apart, or whose mail client prints in black and white.
-STATUS_STYLE: dict[Status, tuple[str, str, str]] = {
-    "alerted": ("#f4c7c3", "⚑ ", "alert raised (active_alerts)"),
-    "behind": ("#f4c7c3", "▼ ", "behind the target"),
-    "few": ("#fce8b2", "▽ ", "behind, but too few visits to raise an alert"),
-    "ahead": ("#d9ead3", "", "on or past the target"),
-    "no_target": ("", "", "no target set"),
-    "no_data": ("#eeeeee", "", "no value (no eligible visits)"),
+# standing -> background colour; the marker (display.STANDING_TEXT) says it again for
+# readers who cannot tell the colours apart, or whose mail client prints in grey.
+BACKGROUND: dict[Standing, str] = {
+    Standing.ALERTED: "#f4c7c3",
+    Standing.BEHIND: "#f4c7c3",
+    Standing.TOO_FEW: "#fce8b2",
+    Standing.ON_TARGET: "#d9ead3",
+    Standing.NO_TARGET: "",
+    Standing.NO_DATA: "#eeeeee",
 }
 
 
 def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
-
-
-def label(indicator: str) -> str:
-    return indicator.replace("_", " ").capitalize()
-
-
-def municipality_name(code: str) -> str:
-    """'Albanian / Serbian' (once when they are the same), Kosovo for ALL."""
-    if code == ALL_KOSOVO:
-        return "Kosovo (all municipalities)"
-    if code not in MUNICIPALITIES:
-        return code  # a code the contract does not know: shown as it is (escaped later)
-    albanian, serbian = MUNICIPALITIES[code]
-    return albanian if albanian == serbian else f"{albanian} / {serbian}"
-
-
-# --- numbers and status --------------------------------------------------------------------
-
-
-def format_value(indicator: str, value: float | None) -> str:
-    if value is None:
-        return "—"
-    if indicator in COUNT_INDICATORS:
-        return f"{value:.0f}"
-    if indicator in SHARES:
-        return f"{value:.1%}"
-    return f"{value:.2f}"
-
-
-def format_target(indicator: str, target: Target | None) -> str:
-    if target is None:
-        return "—"
-    return ("≥ " if target.min is not None else "≤ ") + format_value(indicator, target.bound)
-
-
-def status_of(
-    indicator: str,
-    target: Target | None,
-    reading: Reading,
-    *,
-    alerted: bool,
-    targets: Targets,
-) -> Status:
-    """How one municipality stands on one indicator. 'Behind' is the pipeline's own
-    rule (streams/alerts.next_state), so the colours agree with the alerts."""
-    if alerted:
-        return "alerted"
-    if reading.value is None:
-        return "no_data"
-    if target is None:
-        return "no_target"
-    if next_state(indicator, target, reading, False, targets) == "raised":
-        return "behind"
-    any_count = targets.model_copy(update={"min_denominator": 0})
-    if next_state(indicator, target, reading, False, any_count) == "raised":
-        return "few"
-    return "ahead"
 
 
 # --- the data ------------------------------------------------------------------------------
@@ -263,7 +214,7 @@ def chart_range(
     known = [v for v in values if v is not None]
     if target is not None:
         known.append(target.bound)
-    if indicator not in SHARES:
+    if not is_share(indicator):
         return 0.0, nice_ceiling(max(known, default=0.0))
     if not known:
         return 0.0, 1.0
@@ -279,7 +230,7 @@ ZOOM_SPAN = 0.5  # a wider range of shares is drawn on the whole 0-100% axis
 def ticks(indicator: str, low: float, high: float) -> list[float]:
     """Grid values: every 5 or 10 points on a zoomed share axis, else quarters."""
     span = high - low
-    if indicator in SHARES and span <= ZOOM_SPAN + 1e-9:
+    if is_share(indicator) and span <= ZOOM_SPAN + 1e-9:
         step = 0.05 if span <= 0.3 + 1e-9 else 0.1
         return [low + step * k for k in range(round(span / step) + 1)]
     return [low + span * k / 4 for k in range(5)]
@@ -293,7 +244,7 @@ MONTH_COLOUR, WEEK_COLOUR, TARGET_COLOUR, GRID_COLOUR = "#1f4e79", "#7fa7d0", "#
 
 
 def _tick(indicator: str, value: float) -> str:
-    return f"{value:.0%}" if indicator in SHARES else f"{value:g}"
+    return f"{value:.0%}" if is_share(indicator) else f"{value:g}"
 
 
 def _grid(indicator: str, frame: Frame) -> list[str]:
@@ -350,13 +301,13 @@ def line_chart(
         f'<path d="{svg_path(monthly, frame)}" fill="none" stroke="{MONTH_COLOUR}" '
         'stroke-width="2.5" stroke-linecap="round" stroke-linejoin="round" />',
     ]
-    title = f"{label(indicator)}, Kosovo-wide: 30-day and 7-day values"
+    caption = f"{title(indicator)}, Kosovo-wide: 30-day and 7-day values"
     return "".join(
         [
             f'<svg data-indicator="{esc(indicator)}" width="{CHART_WIDTH}" height="{CHART_HEIGHT}" '
-            f'viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" role="img" aria-label="{esc(title)}" '
+            f'viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" role="img" aria-label="{esc(caption)}" '
             'style="max-width:100%;height:auto" font-family="sans-serif">',
-            f"<title>{esc(title)}</title>",
+            f"<title>{esc(caption)}</title>",
             *_grid(indicator, frame),
             *_target_line(indicator, target, frame),
             *lines,
@@ -441,9 +392,9 @@ def _header(data: ReportData) -> str:
 
 
 def _alerts_section(data: ReportData, latest: Mapping[tuple[str, str, int], Any]) -> str:
-    title = f"<h2>Active alerts ({len(data.alerts)})</h2>"
+    heading = f"<h2>Active alerts ({len(data.alerts)})</h2>"
     if not data.alerts:
-        return title + "<p>No municipality is behind a target.</p>"
+        return heading + "<p>No municipality is behind a target.</p>"
     rows = []
     for alert in data.alerts:
         code, indicator = str(alert["municipality"]), str(alert["indicator"])
@@ -452,13 +403,13 @@ def _alerts_section(data: ReportData, latest: Mapping[tuple[str, str, int], Any]
             format_target(indicator, target) if target else format_value(indicator, alert["target"])
         )
         now = latest.get((code, indicator, int(alert["window_days"])), {}).get("value")
-        raised = format_value(indicator, alert["value"])
+        raised = format_value(indicator, alert["value"], target)
         if alert["denominator"] is not None:
             raised += f" (of {alert['denominator']})"
         cells = (
-            municipality_name(code),
-            label(indicator),
-            format_value(indicator, now),
+            municipality_label(code),
+            title(indicator),
+            format_value(indicator, now, target),
             shown,
             raised,
             alert["as_of"],
@@ -472,7 +423,7 @@ def _alerts_section(data: ReportData, latest: Mapping[tuple[str, str, int], Any]
         "when raised",
         "behind since",
     ]
-    return title + _table(head, rows, css="alerts")
+    return heading + _table(head, rows, css="alerts")
 
 
 def _kosovo_table(data: ReportData, latest: Mapping[tuple[str, str, int], Any]) -> str:
@@ -496,7 +447,7 @@ def _kosovo_table(data: ReportData, latest: Mapping[tuple[str, str, int], Any]) 
         cells.append(f'<td class="n">{esc(target)}</td>')
         rows.append(
             f'<tr data-indicator="{esc(indicator)}"><th scope="row">'
-            f"{esc(label(indicator))}</th>{''.join(cells)}</tr>"
+            f"{esc(title(indicator))}</th>{''.join(cells)}</tr>"
         )
     head = ["indicator", "7 days", "30 days", "30 days: numerator / denominator", "target"]
     return _table(head, rows, css="kosovo")
@@ -513,7 +464,7 @@ def _trends(data: ReportData) -> str:
         weekly = values.get((indicator, WEEK), [None] * len(days))
         target = kosovo_target(data.targets, indicator)
         caption = (
-            f"<b>{esc(label(indicator))}</b>: 30 days "
+            f"<b>{esc(title(indicator))}</b>: 30 days "
             f"{esc(format_value(indicator, monthly[-1]))}, 7 days "
             f"{esc(format_value(indicator, weekly[-1]))}, target "
             f"{esc(format_target(indicator, target))}"
@@ -531,20 +482,21 @@ def _trends(data: ReportData) -> str:
 
 def _cell(
     data: ReportData, code: str, indicator: str, row: Mapping[str, Any], alerted: bool
-) -> tuple[Status, str]:
+) -> tuple[Standing, str]:
     target = data.targets.for_municipality(code).get(indicator) if code != ALL_KOSOVO else None
     value, denominator = row.get("value"), row.get("denominator")
     reading = Reading(value, denominator)
-    status = status_of(indicator, target, reading, alerted=alerted, targets=data.targets)
-    background, marker, meaning = STATUS_STYLE[status]
+    status = standing(indicator, target, reading, alerted=alerted, targets=data.targets)
+    background = BACKGROUND[status]
+    marker, meaning = STANDING_TEXT[status]
     tip = (
-        f"{label(indicator)}: {meaning}; target {format_target(indicator, target)}; "
+        f"{title(indicator)}: {meaning}; target {format_target(indicator, target)}; "
         f"denominator {_or_dash(denominator)}"
     )
     style = f' style="background:{background}"' if background else ""
     return status, (
         f'<td class="n s-{status}"{style} title="{esc(tip)}">'
-        f"{esc(marker + format_value(indicator, value))}</td>"
+        f"{esc(marker + format_value(indicator, value, target))}</td>"
     )
 
 
@@ -558,7 +510,7 @@ def _municipalities(data: ReportData, latest: Mapping[tuple[str, str, int], Any]
             status, cell = _cell(data, code, indicator, row, (code, indicator) in alerted)
             counts[indicator] += status == "alerted"
             cells.append(cell)
-        name = f'<th scope="row">{esc(municipality_name(code))}</th>'
+        name = f'<th scope="row">{esc(municipality_label(code))}</th>'
         rows.append(f'<tr data-municipality="{esc(code)}">{name}{"".join(cells)}</tr>')
     foot = (
         '<tr><th scope="row">alerts raised</th>'
@@ -566,10 +518,11 @@ def _municipalities(data: ReportData, latest: Mapping[tuple[str, str, int], Any]
         + "</tr>"
     )
     legend = "".join(
-        f'<span style="background:{bg or "#ffffff"}">{esc(marker)}{esc(meaning)}</span>'
-        for bg, marker, meaning in STATUS_STYLE.values()
+        f'<span style="background:{BACKGROUND[status] or "#ffffff"}">'
+        f"{esc(marker)}{esc(meaning)}</span>"
+        for status, (marker, meaning) in STANDING_TEXT.items()
     )
-    head = ["municipality", *(SHORT.get(i, i) for i in INDICATORS)]
+    head = ["municipality", *(short(i) for i in INDICATORS)]
     return f'<p class="legend">{legend}</p>' + _table(head, rows, foot, css="municipalities")
 
 
@@ -591,7 +544,7 @@ def render_report(data: ReportData) -> str:
     latest = {
         (str(r["municipality"]), str(r["indicator"]), int(r["window_days"])): r for r in data.latest
     }
-    title = f"Vizita report, {data.last_day or 'no data yet'}"
+    page_title = f"Vizita report, {data.last_day or 'no data yet'}"
     when = f" to {data.last_day}" if data.last_day else ""
     body = [
         _header(data),
@@ -607,6 +560,6 @@ def render_report(data: ReportData) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8" />'
         '<meta name="viewport" content="width=device-width, initial-scale=1" />'
-        f"<title>{esc(title)}</title><style>{STYLE}</style></head>"
+        f"<title>{esc(page_title)}</title><style>{STYLE}</style></head>"
         f"<body>{''.join(body)}</body></html>\n"
     )

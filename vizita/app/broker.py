@@ -1,6 +1,6 @@
 """A real Apache Kafka broker (KRaft, single node) that the project starts itself.
 
-Maven resolves the jars pinned in `vizita/kafka/pom.xml` into a cache directory once;
+Maven resolves the jars pinned in `vizita/app/local_kafka/pom.xml` into a cache directory once;
 each :class:`LocalBroker` formats a fresh log directory, starts the broker on free
 ports, waits until it answers and stops it cleanly. Tests, `vizita demo` and
 `vizita replay` (without `--bootstrap`) use it.
@@ -10,28 +10,25 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import logging
 import shutil
 import signal
 import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
 import structlog
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from vizita.errors import BrokerError
-from vizita.settings import Settings
+from vizita.app.errors import BrokerError
+from vizita.contract.settings import Settings
+from vizita.kafka.admin import answers
 
 log = structlog.get_logger(__name__)
 
-KAFKA_DIR = Path(__file__).parent / "kafka"
+KAFKA_DIR = Path(__file__).parent / "local_kafka"
 POM = KAFKA_DIR / "pom.xml"
 KAFKA_VERSION = "4.4.0"  # keep equal to the pom's; the cache is keyed by it
 _COMPLETE = ".complete"
@@ -147,7 +144,7 @@ class LocalBroker:
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
                 raise BrokerError(f"the broker exited early:\n{self._log_tail()}")
-            if _answers(self.bootstrap):
+            if answers(self.bootstrap):
                 return
             time.sleep(0.3)
         self.stop()
@@ -187,91 +184,6 @@ def _cluster_id() -> str:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cluster_id.startswith("-"):  # the storage tool would read it as an option
             return cluster_id
-
-
-def _answers(bootstrap: str) -> bool:
-    # kafka-python logs every refused connection as an error; here they are expected.
-    client_log = logging.getLogger("kafka")
-    level = client_log.level
-    client_log.setLevel(logging.CRITICAL)
-    try:
-        with _admin(bootstrap, timeout_ms=2000) as admin:
-            admin.list_topics()
-    except (KafkaError, OSError):
-        return False
-    finally:
-        client_log.setLevel(level)
-    return True
-
-
-@contextlib.contextmanager
-def _admin(bootstrap: str, timeout_ms: int = 10000) -> Iterator[KafkaAdminClient]:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
-    try:
-        yield admin
-    finally:
-        admin.close()
-
-
-def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None:
-    """Create the topics that do not exist yet (idempotent)."""
-    with _admin(bootstrap) as admin:
-        created = []
-        for name in sorted(set(names) - set(admin.list_topics())):
-            with contextlib.suppress(TopicAlreadyExistsError):  # a racing creator won
-                admin.create_topics([NewTopic(name, partitions, 1)])
-                created.append(name)
-    if created:
-        log.info("kafka.topics.created", topics=created, partitions=partitions)
-
-
-def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    """partition -> end offset (the next offset to be written) of one topic."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        ends = consumer.end_offsets([TopicPartition(topic, p) for p in sorted(partitions)])
-    finally:
-        consumer.close()
-    return {tp.partition: int(offset) for tp, offset in ends.items()}
-
-
-def last_value(bootstrap: str, topic: str, partition: int = 0) -> bytes | None:
-    """The value of the last record in one partition (None when it is empty or absent)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        tp = TopicPartition(topic, partition)
-        if partition not in (consumer.partitions_for_topic(topic) or set()):
-            return None
-        end = int(consumer.end_offsets([tp])[tp])
-        if end == 0:
-            return None
-        consumer.assign([tp])
-        consumer.seek(tp, end - 1)
-        for _ in range(10):  # a few polls: the first may only fetch metadata
-            records = consumer.poll(timeout_ms=500).get(tp, [])
-            if records:
-                value: bytes | None = records[-1].value
-                return value
-        return None
-    finally:
-        consumer.close()
-
-
-def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    """partition -> the offset `group` has committed on `topic` (absent when none).
-
-    Asked through the admin API: a consumer carrying the group's id would make the
-    group rebalance when it leaves, over and over if polled."""
-    with _admin(bootstrap) as admin:
-        try:
-            offsets = admin.list_group_offsets({group: None}).get(group, {})
-        except KafkaError as exc:
-            if not exc.retriable:  # e.g. the coordinator is not there yet: nothing committed
-                raise
-            return {}
-    return {tp.partition: int(meta.offset) for tp, meta in offsets.items()
-            if tp.topic == topic and meta.offset >= 0}  # fmt: skip
 
 
 @contextlib.contextmanager

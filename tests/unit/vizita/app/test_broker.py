@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from vizita.broker import KAFKA_VERSION, POM, _server_properties
+from vizita.app.broker import KAFKA_VERSION, POM, _server_properties
 
 
 def test_pom_pins_the_version_the_cache_is_keyed_by() -> None:
@@ -25,7 +25,7 @@ def test_server_properties_are_kraft_on_loopback(tmp_path: Path) -> None:
 
 
 def test_cluster_ids_never_look_like_options() -> None:
-    from vizita.broker import _cluster_id
+    from vizita.app.broker import _cluster_id
 
     ids = [_cluster_id() for _ in range(2000)]  # about 1 in 64 would start with "-"
     assert not any(cluster_id.startswith("-") for cluster_id in ids)

@@ -12,20 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vizita.contracts import (
-    MUNICIPALITIES,
-    OUTCOMES,
-    REFERRALS,
-    RISK_FLAGS,
-    TOPICS,
-    VISIT_TYPES,
-    Reason,
-    Rejection,
-    UpsertEvent,
-    ValidEvent,
-    VoidEvent,
-    validate_payload,
-)
+from vizita.contract.codes import OUTCOMES, REFERRALS, RISK_FLAGS, TOPICS, VISIT_TYPES
+from vizita.contract.events import UpsertEvent, VoidEvent
+from vizita.contract.municipalities import MUNICIPALITIES
+from vizita.contract.validation import Reason, Rejection, ValidEvent, validate_payload
 
 # --- payloads --------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The pipeline in one process: the Faust stage and the sink on one event loop.
+"""The pipeline in one process: the streams and the sink on one event loop.
 
 `vizita worker` runs it until stopped; `vizita replay` and `vizita demo` run it and
 watch it. Extra workers (`vizita worker --no-sink`) add stream capacity; the sink runs
@@ -16,13 +16,19 @@ from typing import Any
 import structlog
 from aiokafka import TopicPartition
 
-from sinks.kafka_sink import SINK_TOPICS, KafkaSink
+from sinks.kafka_sink import KafkaSink
 from sinks.lag import record_consumer_lag
 from sinks.store import Store
-from streams.app import PROGRESS_TABLE, STAGE_TOPICS, StreamStats, build_app
-from vizita.broker import committed_offsets, end_offsets, ensure_topics, last_value
-from vizita.contracts import TOPIC_VISIT_CONTRIBUTIONS, TOPIC_VISITS
-from vizita.settings import Settings
+from streams.runtime.app import Streams
+from vizita.contract.settings import Settings
+from vizita.contract.targets import Targets, load_targets
+from vizita.contract.topics import (
+    SINK_TOPICS,
+    TOPIC_VISIT_CONTRIBUTIONS,
+    TOPIC_VISITS,
+    stream_group,
+)
+from vizita.kafka.admin import bootstrap_of, committed_offsets, end_offsets, last_value
 
 log = structlog.get_logger(__name__)
 
@@ -30,39 +36,31 @@ LAG_EVERY_SECONDS = 30.0
 WAITING_LOG_SECONDS = 10.0
 
 
-def bootstrap_of(settings: Settings) -> str:
-    if not settings.kafka_bootstrap:
-        raise ValueError("no Kafka bootstrap address")
-    return settings.kafka_bootstrap
-
-
-def prepare_topics(settings: Settings) -> None:
-    for name, partitions in STAGE_TOPICS.items():
-        ensure_topics(
-            bootstrap_of(settings), [settings.topic(name)], partitions or settings.partitions
-        )
-
-
 @dataclass
 class Pipeline:
     settings: Settings
     store: Store | None  # None: this worker streams only, another one sinks
-    app: Any = None
-    stats: StreamStats | None = None
+    targets: Targets | None = None  # None: read from settings.targets_file
+    streams: Streams | None = None
     sink: KafkaSink | None = None
     _sink_task: asyncio.Task[None] | None = None
     _lag_task: asyncio.Task[None] | None = None
     _last_waiting_log: float = 0.0
 
     async def start(self) -> None:
-        stage = build_app(self.settings)
-        self.app, self.stats = stage.app, stage.stats
-        await self.app.start()
+        targets = self.targets or load_targets(self.settings.targets_file)
+        self.streams = Streams(self.settings, targets)
+        await self.streams.start()
         if self.store is not None:
             self.sink = KafkaSink(self.settings, self.store)
             self._sink_task = asyncio.create_task(self.sink.run(), name="sink")
             self._lag_task = asyncio.create_task(self._record_lag(self.store), name="lag")
         log.info("pipeline.started", app_id=self.settings.app_id, sink=self.sink is not None)
+
+    @property
+    def running(self) -> Streams:
+        assert self.streams is not None, "the pipeline is started first"
+        return self.streams
 
     async def _record_lag(self, store: Store) -> None:
         """Consumer lag into the store every LAG_EVERY_SECONDS, for the health dashboard.
@@ -83,8 +81,8 @@ class Pipeline:
             self.sink.stop()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sink_task
-        if self.app is not None:
-            await self.app.stop()
+        if self.streams is not None:
+            await self.streams.stop()
         log.info("pipeline.stopped")
 
     async def wait_until_ready(self, settle: float = 2.0, poll: float = 0.1) -> None:
@@ -93,9 +91,7 @@ class Pipeline:
         loop = asyncio.get_running_loop()
         quiet_since = None
         while quiet_since is None or loop.time() - quiet_since < settle:
-            recovered = self.app.tables.recovery.completed.is_set()
-            ready = recovered and not self.app.rebalancing and bool(self.app.consumer.assignment())
-            quiet_since = (quiet_since or loop.time()) if ready else None
+            quiet_since = (quiet_since or loop.time()) if self.running.ready() else None
             await asyncio.sleep(poll)
 
     async def _ends(self, topic: str) -> dict[int, int]:
@@ -106,13 +102,12 @@ class Pipeline:
     async def _committed(self, topic: str) -> dict[int, int]:
         # What any worker of the group has processed (another worker may own partitions).
         return await asyncio.to_thread(
-            committed_offsets, bootstrap_of(self.settings), self.settings.app_id,
+            committed_offsets, bootstrap_of(self.settings), stream_group(self.settings.app_id),
             self.settings.topic(topic),
         )  # fmt: skip
 
     async def _stage1_done(self, ends: dict[int, int], before: dict[int, int]) -> bool:
-        assert self.stats is not None
-        positions = self.stats.positions
+        positions = self.running.stats.positions
         left = [
             p for p, end in ends.items() if end > before.get(p, 0) and positions.get(p, 0) < end
         ]
@@ -133,7 +128,7 @@ class Pipeline:
         while True:
             ends = await self._ends(TOPIC_VISITS)
             if await self._stage1_done(ends, before):
-                await self.app.producer.flush()  # re-keyed or dead-lettered sends are out
+                await self.running.flush()  # re-keyed or dead-lettered sends are out
                 if await self._ends(TOPIC_VISITS) == ends:
                     return
             await asyncio.sleep(poll)
@@ -141,19 +136,19 @@ class Pipeline:
     async def _settle_stage2(self, poll: float) -> None:
         """Until a tick after everything stage 1 sent has been processed: that tick
         computed it all (here, or in the worker that owns stage 2's partition)."""
-        assert self.stats is not None
+        stats = self.running.stats
         end = sum((await self._ends(TOPIC_VISIT_CONTRIBUTIONS)).values())
-        while self.stats.settled_position < end:
+        while stats.settled_position < end:
             settled = await self._settled_elsewhere()
             if settled > end:
                 break
-            self._waiting("stage2", end=end, settled=max(settled, self.stats.settled_position))
+            self._waiting("stage2", end=end, settled=max(settled, stats.settled_position))
             await asyncio.sleep(poll)
-        await self.app.producer.flush()
+        await self.running.flush()
 
     async def _settled_elsewhere(self) -> int:
         """Stage 2's settled position as its owner wrote it (maybe another worker)."""
-        topic = self.app.tables[PROGRESS_TABLE].changelog_topic.get_topic_name()
+        topic = self.running.progress_topic
         value = await asyncio.to_thread(last_value, bootstrap_of(self.settings), topic)
         return int(json.loads(value)) if value else 0
 

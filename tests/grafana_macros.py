@@ -36,7 +36,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from dashboards.errors import MacroError
+
+class MacroError(Exception):
+    """A query uses a macro or variable this module cannot expand."""
+
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -118,7 +121,7 @@ def _expand_macros(sql: str, context: QueryContext) -> str:
         if sql.startswith("(", end):
             args, end = _arguments(sql, end)
         if name not in _MACROS:
-            raise MacroError(f"macro not expanded by dashboards.macros: $__{name}")
+            raise MacroError(f"macro not expanded by grafana_macros: $__{name}")
         out += [sql[position : match.start()], _MACROS[name](context, args)]
         position = end
     return "".join(out) + sql[position:]
@@ -180,7 +183,7 @@ def _date_filter(c: QueryContext, a: Sequence[str]) -> str:
 
 
 def _date_time_filter(c: QueryContext, a: Sequence[str]) -> str:
-    if len(a) != 2:  # noqa: PLR2004  # a date column and a time column
+    if len(a) != 2:  # a date column and a time column
         raise MacroError(f"$__dateTimeFilter takes two arguments, got {len(a)}")
     dates = _between(a[0], _date(c.time_from), _date(c.time_to))
     return f"({dates}) AND ({_between(a[1], _datetime(c.time_from), _datetime(c.time_to))})"

@@ -19,12 +19,17 @@ from sinks.migrations import migrate
 from sinks.queries import active_alerts, indicator_rows, latest_as_of
 from sinks.schema import DEAD_LETTERS
 from sinks.store import Store, open_store
-from vizita.broker import kafka_for
-from vizita.contracts import LOCAL_TZ, MUNICIPALITIES, TOPIC_VISITS
-from vizita.pipeline import Pipeline, bootstrap_of, prepare_topics
-from vizita.report import save_report
-from vizita.settings import Settings
-from vizita.views import SHORT, fmt, values_at_alert_window
+from vizita.app.broker import kafka_for
+from vizita.app.report import save_report
+from vizita.app.runner import Pipeline
+from vizita.app.views import values_at_alert_window
+from vizita.contract.days import LOCAL_TZ
+from vizita.contract.display import format_value, municipality_label, short
+from vizita.contract.municipalities import SCOPES
+from vizita.contract.settings import Settings
+from vizita.contract.targets import Targets, load_targets
+from vizita.contract.topics import TOPIC_VISITS
+from vizita.kafka.admin import bootstrap_of, ensure_pipeline_topics
 
 # Simulated time runs this much faster than the wall clock once the history is in.
 DEMO_SPEED = 720.0  # one simulated hour every five seconds
@@ -61,17 +66,16 @@ def _view(store: Store) -> Group:
     alerts = active_alerts(store)
     alerted: dict[str, list[str]] = {}
     for alert in alerts:
-        alerted.setdefault(alert["municipality"], []).append(SHORT[alert["indicator"]])
+        alerted.setdefault(alert["municipality"], []).append(short(alert["indicator"]))
     table = Table(title=f"30 days to {as_of or '—'}: municipalities against their targets")
     for column in ("municipality", "visits", "immunisation", "missed", "alerts"):
         table.add_column(
             column, justify="left" if column in ("municipality", "alerts") else "right"
         )
-    for code in (*MUNICIPALITIES, "ALL"):
-        name = MUNICIPALITIES[code][0] if code in MUNICIPALITIES else "Kosovo (ALL)"
-        values = (fmt(n, monthly.get((code, n))) for n in _SHOWN)
+    for code in SCOPES:
+        values = (format_value(n, monthly.get((code, n))) for n in _SHOWN)
         table.add_row(
-            name,
+            municipality_label(code),
             *values,
             ", ".join(alerted.get(code, [])),
             style="red" if code in alerted else None,
@@ -88,8 +92,10 @@ def _view(store: Store) -> Group:
     return Group(table, letters)
 
 
-async def _watch(settings: Settings, store: Store, duration: float | None) -> None:
-    pipeline = Pipeline(settings, store)
+async def _watch(
+    settings: Settings, targets: Targets, store: Store, duration: float | None
+) -> None:
+    pipeline = Pipeline(settings, store, targets)
     await pipeline.start()
     loop = asyncio.get_running_loop()
     deadline = None if duration is None else loop.time() + duration
@@ -105,6 +111,7 @@ async def _watch(settings: Settings, store: Store, duration: float | None) -> No
 def run_demo(settings: Settings, *, duration: float | None, history_days: int) -> None:
     # The simulated clock runs ahead of the wall clock, so indicators follow event time.
     settings = settings.model_copy(update={"clock": "event"})
+    targets = load_targets(settings.targets_file)
     store = open_store(settings.store_url.get_secret_value(), settings.database)
     migrate(store)
     yesterday = datetime.now(LOCAL_TZ).date() - timedelta(days=1)
@@ -112,11 +119,11 @@ def run_demo(settings: Settings, *, duration: float | None, history_days: int) -
     stop = threading.Event()
     try:
         with kafka_for(settings) as live:
-            prepare_topics(live)
+            ensure_pipeline_topics(live)
             producer = threading.Thread(target=_produce, args=(live, config, stop), daemon=True)
             producer.start()
             with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(_watch(live, store, duration))
+                asyncio.run(_watch(live, targets, store, duration))
             stop.set()
             producer.join(timeout=5)
     finally:

@@ -11,28 +11,27 @@ from typing import Any, NoReturn
 import pytest
 from structlog.testing import capture_logs
 
-import vizita.demo
-import vizita.report
+import vizita.app.demo
+import vizita.app.report
 from sinks.errors import StoreQueryError
-from streams.alerts import Reading, Target, Targets
-from vizita.contracts import ALL_KOSOVO, INDICATORS, MUNICIPALITIES
-from vizita.report import (
-    STATUS_STYLE,
+from vizita.app.report import (
+    BACKGROUND,
     Frame,
     ReportData,
     chart_range,
-    format_target,
-    format_value,
     line_chart,
     nice_ceiling,
     render_report,
     save_report,
-    status_of,
     svg_path,
     ticks,
     write_report,
 )
-from vizita.settings import Settings
+from vizita.contract.display import Standing, format_target, format_value
+from vizita.contract.indicators import INDICATORS
+from vizita.contract.municipalities import ALL_KOSOVO, MUNICIPALITIES
+from vizita.contract.settings import Settings
+from vizita.contract.targets import Target, Targets
 
 TARGETS = Targets(
     min_denominator=20,
@@ -45,7 +44,7 @@ TARGETS = Targets(
 )
 NOW = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
 FIRST, LAST = date(2026, 2, 24), date(2026, 3, 1)
-RED, GREEN = STATUS_STYLE["behind"][0], STATUS_STYLE["ahead"][0]
+RED, GREEN = BACKGROUND[Standing.BEHIND], BACKGROUND[Standing.ON_TARGET]
 
 
 def _row(
@@ -144,9 +143,9 @@ def test_the_report_has_a_chart_per_indicator_and_loads_nothing() -> None:
     charts = [svg.get("data-indicator") or "" for svg in root.iter("svg")]
     assert sorted(charts) == sorted(INDICATORS)
     text = "".join(root.itertext())
-    for albanian, serbian in MUNICIPALITIES.values():
-        assert albanian in text
-        assert serbian in text
+    for place in MUNICIPALITIES.values():
+        assert place.albanian in text
+        assert place.serbian in text
     assert "http://" not in page
     assert "https://" not in page
     assert "url(" not in page
@@ -173,7 +172,7 @@ def test_an_empty_store_still_makes_a_report() -> None:
     root = parse(page)
     assert "No indicator values in the store yet." in "".join(root.itertext())
     assert not list(root.iter("svg"))
-    assert MUNICIPALITIES["gjakove"][1] in page
+    assert MUNICIPALITIES["gjakove"].serbian in page
 
 
 def test_hostile_text_is_escaped() -> None:
@@ -197,27 +196,6 @@ def test_hostile_text_is_escaped() -> None:
     assert hostile in "".join(root.itertext())  # shown as text, exactly
 
 
-@pytest.mark.parametrize(
-    ("indicator", "target", "reading", "alerted", "expected"),
-    [
-        ("immunisation_counselling_coverage", Target(min=0.9), Reading(0.5, 40), False, "behind"),
-        ("immunisation_counselling_coverage", Target(min=0.9), Reading(0.95, 40), False, "ahead"),
-        ("immunisation_counselling_coverage", Target(min=0.9), Reading(0.9, 40), False, "ahead"),
-        ("immunisation_counselling_coverage", Target(min=0.9), Reading(0.5, 5), False, "few"),
-        ("immunisation_counselling_coverage", Target(min=0.9), Reading(0.95, 40), True, "alerted"),
-        ("missed_visit_rate", Target(max=0.15), Reading(0.3, 40), False, "behind"),
-        ("missed_visit_rate", Target(max=0.15), Reading(0.1, 40), False, "ahead"),
-        ("visits_completed", Target(min=120), Reading(50, None), False, "behind"),
-        ("visits_completed", None, Reading(50, None), False, "no_target"),
-        ("visits_completed", Target(min=120), Reading(None, None), False, "no_data"),
-    ],
-)
-def test_status_follows_the_alert_rules(
-    indicator: str, target: Target | None, reading: Reading, alerted: bool, expected: str
-) -> None:
-    assert status_of(indicator, target, reading, alerted=alerted, targets=TARGETS) == expected
-
-
 def _cell(root: ET.Element, code: str, indicator: str) -> ET.Element:
     row = next(r for r in root.iter("tr") if r.get("data-municipality") == code)
     return list(row)[1 + INDICATORS.index(indicator)]
@@ -237,7 +215,7 @@ def test_behind_is_red_and_ahead_is_green_in_the_municipality_table() -> None:
     assert f"background:{GREEN}" in (_cell(root, "peje", "missed_visit_rate").get("style") or "")
     assert f"background:{RED}" in (_cell(root, "prizren", "visits_completed").get("style") or "")
     assert _cell(root, "peje", "visits_completed").get("style") is None  # peje has no target
-    grey = STATUS_STYLE["no_data"][0]
+    grey = BACKGROUND[Standing.NO_DATA]
     assert _cell(root, "gjilan", "visits_completed").get("style") == f"background:{grey}"
 
 
@@ -251,7 +229,7 @@ def test_an_active_alert_is_red_and_listed() -> None:
     assert body == [
         [
             "Prizren",
-            "Immunisation counselling coverage",
+            "Immunisation counselling (0-23 months)",
             "50.0%",
             "≥ 90.0%",
             "50.0% (of 40)",
@@ -366,12 +344,14 @@ class _FakeStore:
 def quiet_demo(monkeypatch: pytest.MonkeyPatch) -> _FakeStore:
     """run_demo with no broker, pipeline or simulator: only its exit path is real."""
     store = _FakeStore()
-    monkeypatch.setattr(vizita.demo, "open_store", lambda url, database: store)
-    monkeypatch.setattr(vizita.demo, "migrate", lambda opened: None)
-    monkeypatch.setattr(vizita.demo, "kafka_for", contextlib.nullcontext)
-    monkeypatch.setattr(vizita.demo, "prepare_topics", lambda settings: None)
-    monkeypatch.setattr(vizita.demo, "_produce", lambda settings, config, stop: None)
-    monkeypatch.setattr(vizita.report, "read_report_data", lambda opened, targets, now: sample())
+    monkeypatch.setattr(vizita.app.demo, "open_store", lambda url, database: store)
+    monkeypatch.setattr(vizita.app.demo, "migrate", lambda opened: None)
+    monkeypatch.setattr(vizita.app.demo, "kafka_for", contextlib.nullcontext)
+    monkeypatch.setattr(vizita.app.demo, "ensure_pipeline_topics", lambda settings: None)
+    monkeypatch.setattr(vizita.app.demo, "_produce", lambda settings, config, stop: None)
+    monkeypatch.setattr(
+        vizita.app.report, "read_report_data", lambda opened, targets, now: sample()
+    )
     return store
 
 
@@ -385,10 +365,10 @@ def test_the_demo_writes_its_report_when_stopped_with_ctrl_c(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(vizita.demo, "_watch", _interrupted)
+    monkeypatch.setattr(vizita.app.demo, "_watch", _interrupted)
     path = tmp_path / "weekly" / "report.html"
 
-    vizita.demo.run_demo(_settings(tmp_path, path), duration=None, history_days=3)
+    vizita.app.demo.run_demo(_settings(tmp_path, path), duration=None, history_days=3)
 
     assert "<svg" in path.read_text(encoding="utf-8")
     assert f"report: {path}" in capsys.readouterr().out
@@ -401,12 +381,12 @@ def test_a_failing_report_does_not_hide_why_the_demo_stopped(
     def broken(*args: Any) -> NoReturn:
         raise RuntimeError("the pipeline broke")
 
-    monkeypatch.setattr(vizita.demo, "_watch", broken)
+    monkeypatch.setattr(vizita.app.demo, "_watch", broken)
     unwritable = tmp_path / "a-directory"
     unwritable.mkdir()
 
     with capture_logs() as logs, pytest.raises(RuntimeError, match="the pipeline broke"):
-        vizita.demo.run_demo(_settings(tmp_path, unwritable), duration=None, history_days=3)
+        vizita.app.demo.run_demo(_settings(tmp_path, unwritable), duration=None, history_days=3)
 
     assert [e["event"] for e in logs] == ["report_not_written"]
     assert quiet_demo.closed

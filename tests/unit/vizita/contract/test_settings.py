@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from vizita.settings import Settings
+from vizita.contract.settings import Settings
 
 
 def test_yaml_supplies_values() -> None:

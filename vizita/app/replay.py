@@ -12,10 +12,11 @@ from producers.publish import publish, read_lines
 from sinks.migrations import migrate
 from sinks.schema import ACTIVE_ALERTS, DEAD_LETTERS, INDICATOR_VALUES, VISITS
 from sinks.store import Store
-from vizita.broker import end_offsets
-from vizita.contracts import TOPIC_VISITS
-from vizita.pipeline import Pipeline, bootstrap_of, prepare_topics
-from vizita.settings import Settings
+from vizita.app.runner import Pipeline
+from vizita.contract.settings import Settings
+from vizita.contract.targets import Targets, load_targets
+from vizita.contract.topics import TOPIC_VISITS
+from vizita.kafka.admin import bootstrap_of, end_offsets, ensure_pipeline_topics
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,10 @@ def store_counts(store: Store) -> tuple[int, ...]:
     return tuple(counts)
 
 
-async def _run(settings: Settings, store: Store, path: Path) -> tuple[int, dict[str, int]]:
-    pipeline = Pipeline(settings, store)
+async def _run(
+    settings: Settings, targets: Targets, store: Store, path: Path
+) -> tuple[int, dict[str, int]]:
+    pipeline = Pipeline(settings, store, targets)
     await pipeline.start()
     try:
         # Publish once the workers hold their partitions, so that the start-up rebalance
@@ -61,18 +64,20 @@ async def _run(settings: Settings, store: Store, path: Path) -> tuple[int, dict[
         await pipeline.wait_until_stored(before)
     finally:
         await pipeline.stop()
-    assert pipeline.stats is not None
-    return read, dict(pipeline.stats.counts)
+    return read, dict(pipeline.running.stats.counts)
 
 
-def replay(settings: Settings, store: Store, path: Path) -> ReplaySummary:
-    """Needs `settings.kafka_bootstrap` set (see `vizita.broker.kafka_for`). The clock
-    is the event clock: the latest day of any valid upsert (SPEC §2)."""
+def replay(
+    settings: Settings, store: Store, path: Path, targets: Targets | None = None
+) -> ReplaySummary:
+    """Needs `settings.kafka_bootstrap` set (see `vizita.app.broker.kafka_for`). The
+    clock is the event clock: the latest day of any valid upsert (SPEC §2)."""
     settings = settings.model_copy(update={"clock": "event"})
+    targets = targets or load_targets(settings.targets_file)
     started = time.monotonic()
     migrate(store)
-    prepare_topics(settings)
-    read, counts = asyncio.run(_run(settings, store, path))
+    ensure_pipeline_topics(settings)
+    read, counts = asyncio.run(_run(settings, targets, store, path))
     valid = counts.get("valid", 0) + counts.get("duplicate", 0)
     return ReplaySummary(read, valid, counts.get("duplicate", 0), counts.get("dead_lettered", 0),
                          round(time.monotonic() - started, 2), *store_counts(store))  # fmt: skip

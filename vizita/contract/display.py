@@ -1,0 +1,189 @@
+"""How Vizita shows things to people, the same on the terminal, in the HTML report
+and on the dashboards: municipality labels, indicator titles, number formats, and how
+a municipality stands against a target.
+
+A value behind its target is never shown as if it met it: where the usual precision
+would round it onto the target (15.04% against ≤ 15.0%), it gets the decimals that
+tell them apart.
+"""
+
+from __future__ import annotations
+
+import enum
+import unicodedata
+from collections.abc import Mapping
+from typing import Final
+
+from vizita.contract.indicators import INDICATORS, KINDS, Kind
+from vizita.contract.municipalities import ALL_KOSOVO, MUNICIPALITIES
+from vizita.contract.targets import Reading, Target, Targets
+
+# --- municipalities -----------------------------------------------------------------------
+
+KOSOVO_LABEL: Final = "Kosova / Kosovo (all)"
+
+
+def municipality_label(code: str) -> str:
+    """'Albanian / Serbian' (once when they are the same), then the English name where
+    it differs from both: 'Prishtinë / Priština (Pristina)'. `ALL` is all of Kosovo;
+    a code the contract does not know is shown as it is."""
+    if code == ALL_KOSOVO:
+        return KOSOVO_LABEL
+    place = MUNICIPALITIES.get(code)
+    if place is None:
+        return code
+    label = (
+        place.albanian if place.albanian == place.serbian else f"{place.albanian} / {place.serbian}"
+    )
+    return f"{label} ({place.english})" if place.english else label
+
+
+def _folded(text: str) -> str:
+    """For sorting: 'Kaçanik' between 'Junik' and 'Kamenicë', not after 'Kamenicë'."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+def by_label(codes: list[str]) -> list[str]:
+    """Municipality codes in the alphabetical order of their labels."""
+    return sorted(codes, key=lambda code: _folded(municipality_label(code)))
+
+
+def municipality_options() -> list[tuple[str, str]]:
+    """(label, code) for a municipality picker: all of Kosovo first, then A to Z."""
+    return [
+        (municipality_label(code), code) for code in (ALL_KOSOVO, *by_label(list(MUNICIPALITIES)))
+    ]
+
+
+# --- indicators -----------------------------------------------------------------------------
+
+#: indicator -> what people call it
+TITLES: Final[Mapping[str, str]] = {
+    "visits_completed": "Completed visits",
+    "households_reached": "Households reached",
+    "immunisation_counselling_coverage": "Immunisation counselling (0-23 months)",
+    "breastfeeding_counselling_coverage": "Breastfeeding counselling (0-5 months)",
+    "maternal_health_counselling_coverage": "Maternal health counselling",
+    "early_stimulation_coverage": "Early stimulation counselling",
+    "at_risk_referral_rate": "At-risk children referred",
+    "missed_visit_rate": "Missed visits",
+    "visits_per_nurse": "Completed visits per nurse",
+}
+#: indicator -> a column heading for narrow tables
+SHORT: Final[Mapping[str, str]] = {
+    "visits_completed": "visits",
+    "households_reached": "households",
+    "immunisation_counselling_coverage": "immunis.",
+    "breastfeeding_counselling_coverage": "breastf.",
+    "maternal_health_counselling_coverage": "maternal",
+    "early_stimulation_coverage": "stimul.",
+    "at_risk_referral_rate": "referral",
+    "missed_visit_rate": "missed",
+    "visits_per_nurse": "per nurse",
+}
+#: decimals of each kind of value (of the percentage, for shares)
+DECIMALS: Final[Mapping[Kind, int]] = {Kind.COUNT: 0, Kind.SHARE: 1, Kind.RATIO: 2}
+_MORE_DECIMALS = 8  # enough to tell any ratio of counts from a target of 2 decimals
+NO_VALUE: Final = "—"
+
+assert set(TITLES) == set(SHORT) == set(INDICATORS), "every indicator has a title and a heading"
+
+
+def title(indicator: str) -> str:
+    """What people call an indicator; a name the contract does not know, as it is."""
+    return TITLES.get(indicator, indicator)
+
+
+def short(indicator: str) -> str:
+    return SHORT.get(indicator, indicator)
+
+
+def _kind(indicator: str) -> Kind:
+    # A name the contract does not know (a store written by another version) reads as a
+    # plain number rather than failing the page.
+    return KINDS.get(indicator, Kind.RATIO)
+
+
+def is_share(indicator: str) -> bool:
+    return _kind(indicator) is Kind.SHARE
+
+
+def _render(indicator: str, value: float, decimals: int) -> str:
+    if is_share(indicator):
+        return f"{value:.{decimals}%}"
+    return f"{value:.{decimals}f}"
+
+
+def _shown(indicator: str, value: float, decimals: int) -> float:
+    """The number a reader sees (a percentage for shares)."""
+    return float(_render(indicator, value, decimals).rstrip("%"))
+
+
+def format_value(indicator: str, value: float | None, target: Target | None = None) -> str:
+    """The value as people read it: counts whole, shares as percentages with one
+    decimal, visits per nurse with two. With a target, a value behind it gets the
+    decimals that show it behind."""
+    if value is None:
+        return NO_VALUE
+    decimals = DECIMALS[_kind(indicator)]
+    if target is not None and target.is_behind(value):
+        bound = _shown(indicator, target.bound, decimals)
+        while decimals < _MORE_DECIMALS and not _reads_behind(
+            target, _shown(indicator, value, decimals), bound
+        ):
+            decimals += 1
+    return _render(indicator, value, decimals)
+
+
+def _reads_behind(target: Target, shown: float, bound: float) -> bool:
+    return shown < bound if target.is_minimum else shown > bound
+
+
+def format_target(indicator: str, target: Target | None) -> str:
+    """'≥ 90.0%', '≤ 15.0%', '≥ 120'; '—' for none."""
+    if target is None:
+        return NO_VALUE
+    return ("≥ " if target.is_minimum else "≤ ") + format_value(indicator, target.bound)
+
+
+# --- standing against a target ---------------------------------------------------------------
+
+
+class Standing(enum.StrEnum):
+    """How one municipality stands on one indicator."""
+
+    ALERTED = "alerted"  # an alert is raised (active_alerts)
+    BEHIND = "behind"  # behind the target, with enough visits to raise an alert
+    TOO_FEW = "few"  # behind, but too few visits to raise an alert
+    ON_TARGET = "ahead"  # on or past the target
+    NO_TARGET = "no_target"
+    NO_DATA = "no_data"  # no value: no eligible visits
+
+
+#: standing -> (a text marker, so colour is never the only signal; what it means)
+STANDING_TEXT: Final[Mapping[Standing, tuple[str, str]]] = {
+    Standing.ALERTED: ("⚑ ", "alert raised (active_alerts)"),
+    Standing.BEHIND: ("▼ ", "behind the target"),
+    Standing.TOO_FEW: ("▽ ", "behind, but too few visits to raise an alert"),
+    Standing.ON_TARGET: ("", "on or past the target"),
+    Standing.NO_TARGET: ("", "no target set"),
+    Standing.NO_DATA: ("", "no value (no eligible visits)"),
+}
+
+
+def standing(
+    indicator: str, target: Target | None, reading: Reading, *, alerted: bool, targets: Targets
+) -> Standing:
+    """'Behind' is SPEC §4's rule (`Targets.is_behind`), so what people see never
+    disagrees with the alerts."""
+    if alerted:
+        return Standing.ALERTED
+    if reading.value is None:
+        return Standing.NO_DATA
+    if target is None:
+        return Standing.NO_TARGET
+    if targets.is_behind(indicator, target, reading):
+        return Standing.BEHIND
+    if target.is_behind(reading.value):
+        return Standing.TOO_FEW
+    return Standing.ON_TARGET

@@ -1,0 +1,165 @@
+"""Validation at the boundary (SPEC §1): :func:`validate_payload` answers a
+:class:`ValidEvent` or a :class:`Rejection` with a machine-readable reason, and never
+raises. The stream and the ingest endpoint both call it; nothing else validates.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Final, Literal
+
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
+
+from vizita.contract.events import EVENT_ADAPTER, Event
+from vizita.contract.topics import (
+    DLQ_HEADER_DETAIL,
+    DLQ_HEADER_FIELD,
+    DLQ_HEADER_REASON,
+    DLQ_HEADER_SOURCE,
+)
+
+MAX_PAYLOAD_BYTES: Final = 64 * 1024
+MAX_CLOCK_SKEW: Final = timedelta(minutes=10)
+
+
+class Reason(enum.StrEnum):
+    """Why a payload was dead-lettered. The values are stable: dashboards group by them."""
+
+    TOO_LARGE = "too_large"
+    NOT_JSON = "not_json"
+    NOT_OBJECT = "not_object"
+    UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    INVALID_ID = "invalid_id"
+    INVALID_DATETIME = "invalid_datetime"
+    MISSING_UTC_OFFSET = "missing_utc_offset"
+    UNKNOWN_CODE = "unknown_code"
+    UNKNOWN_LIST_ITEM = "unknown_list_item"
+    TOO_MANY_ITEMS = "too_many_items"
+    OUT_OF_RANGE = "out_of_range"
+    OCCURRED_AFTER_SUBMITTED = "occurred_after_submitted"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: Reason
+    field: str  # dotted path of the offending field, "" for the whole payload
+    detail: str
+
+    @property
+    def is_valid(self) -> Literal[False]:
+        return False
+
+    def dlq_headers(self, source: str) -> list[tuple[str, bytes]]:
+        """The headers of this rejection's dead letter; `source` says where it came from."""
+        return [(DLQ_HEADER_REASON, self.reason.value.encode()),
+                (DLQ_HEADER_FIELD, self.field.encode()),
+                (DLQ_HEADER_DETAIL, self.detail.encode()),
+                (DLQ_HEADER_SOURCE, source.encode())]  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ValidEvent:
+    event: Event
+
+    @property
+    def is_valid(self) -> Literal[True]:
+        return True
+
+
+Validation = ValidEvent | Rejection
+
+_DATETIME_ERRORS = {"datetime_parsing", "datetime_from_date_parsing", "datetime_object_invalid"}
+_RANGE_ERRORS = {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}
+_ID_ERRORS = {"string_pattern_mismatch", "string_too_long", "string_too_short"}
+_CODE_FIELDS = {"municipality", "visit_type", "outcome", "op"}
+_MAX_DETAIL = 120
+
+
+def _field_path(error: ErrorDetails) -> str:
+    # Union branches add the tag ("upsert"/"void") as the first location item.
+    if error["type"] in {"union_tag_invalid", "union_tag_not_found"}:
+        return "op"  # the discriminator: pydantic reports it at the payload's root
+    loc = [str(part) for part in error["loc"]]
+    if loc and loc[0] in ("upsert", "void"):
+        loc = loc[1:]
+    return ".".join(loc)
+
+
+def _reason_for(error: ErrorDetails, path: str) -> Reason:  # noqa: PLR0911  # a flat lookup reads best
+    kind = error["type"]
+    top = path.split(".", 1)[0]
+    if kind in {"missing", "union_tag_not_found"}:
+        return Reason.MISSING_FIELD
+    if kind == "json_invalid":
+        return Reason.NOT_JSON
+    if kind == "model_attributes_type" and not path:
+        return Reason.NOT_OBJECT
+    if kind in {"union_tag_invalid", "unknown_code"}:
+        return Reason.UNKNOWN_CODE
+    if kind == "unsupported_schema_version":
+        return Reason.UNSUPPORTED_SCHEMA_VERSION
+    if kind == "literal_error":
+        return Reason.UNKNOWN_CODE if top in _CODE_FIELDS else Reason.UNKNOWN_LIST_ITEM
+    if kind == "timezone_aware":
+        return Reason.MISSING_UTC_OFFSET
+    if kind in _DATETIME_ERRORS:
+        return Reason.INVALID_DATETIME
+    if kind in _RANGE_ERRORS:
+        return Reason.OUT_OF_RANGE
+    if kind in _ID_ERRORS:
+        return Reason.INVALID_ID
+    if kind == "too_long":
+        return Reason.TOO_MANY_ITEMS
+    return Reason.WRONG_TYPE
+
+
+def _rejection_from(exc: ValidationError) -> Rejection:
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]
+    path = _field_path(first)
+    message = first["msg"]
+    if len(message) > _MAX_DETAIL:  # the list of 38 codes says nothing a reader needs
+        message = message[: _MAX_DETAIL - 3] + "..."
+    return Rejection(_reason_for(first, path), path, f"{path or 'payload'}: {message}")
+
+
+def _clock_rejection(event: Event) -> Rejection | None:
+    # A difference, not submitted_at + 10 min: that could overflow at datetime.max.
+    if event.occurred_at is None or event.occurred_at - event.submitted_at <= MAX_CLOCK_SKEW:
+        return None
+    return Rejection(
+        Reason.OCCURRED_AFTER_SUBMITTED,
+        "occurred_at",
+        "occurred_at: more than 10 minutes after submitted_at",
+    )
+
+
+def validate_payload(payload: bytes) -> Validation:
+    """Check one raw payload against SPEC §1. Never raises."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return Rejection(Reason.TOO_LARGE, "", f"payload: {len(payload)} bytes > 64 KiB")
+    if payload.lstrip()[:1] != b"{":
+        # Cheap check first; pydantic would call a JSON list "not an object" anyway,
+        # but bytes that are no JSON at all should say so.
+        return _rejection_for_non_object(payload)
+    try:
+        event = EVENT_ADAPTER.validate_json(payload, strict=True)
+    except ValidationError as exc:
+        return _rejection_from(exc)
+    return _clock_rejection(event) or ValidEvent(event)
+
+
+_ANY_JSON: TypeAdapter[Any] = TypeAdapter(Any)
+
+
+def _rejection_for_non_object(payload: bytes) -> Rejection:
+    try:
+        _ANY_JSON.validate_json(payload)
+    except ValidationError:
+        return Rejection(Reason.NOT_JSON, "", "payload: not valid JSON")
+    return Rejection(Reason.NOT_OBJECT, "", "payload: JSON but not an object")

@@ -1,0 +1,136 @@
+"""Topics and offsets, through kafka-python's synchronous clients: these are a few
+calls at start-up and while waiting, where asyncio would only add ceremony."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator
+
+import structlog
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from vizita.contract.settings import Settings
+from vizita.contract.topics import TOPIC_PARTITIONS
+from vizita.kafka.errors import KafkaUnreachable
+
+log = structlog.get_logger(__name__)
+
+#: how long a first connection may take before the broker counts as unreachable
+CONNECT_TIMEOUT_MS = 10_000
+
+
+@contextlib.contextmanager
+def _quiet_client() -> Iterator[None]:
+    # kafka-python logs every refused connection as an error; while connecting they
+    # are expected, and the failure is ours to report, once.
+    client_log = logging.getLogger("kafka")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        client_log.setLevel(level)
+
+
+@contextlib.contextmanager
+def _admin(bootstrap: str, timeout_ms: int = CONNECT_TIMEOUT_MS) -> Iterator[KafkaAdminClient]:
+    try:
+        with _quiet_client():
+            admin = KafkaAdminClient(
+                bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms,
+                bootstrap_timeout_ms=timeout_ms,
+            )  # fmt: skip
+    except KafkaError as exc:  # kafka-python: a timeout while bootstrapping
+        raise KafkaUnreachable(f"no Kafka broker answered at {bootstrap}") from exc
+    try:
+        yield admin
+    finally:
+        admin.close()
+
+
+def answers(bootstrap: str, timeout_ms: int = 2000) -> bool:
+    """Whether a broker answers at `bootstrap` now."""
+    try:
+        with _quiet_client(), _admin(bootstrap, timeout_ms) as admin:
+            admin.list_topics()
+    except (KafkaError, KafkaUnreachable, OSError):
+        return False
+    return True
+
+
+def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None:
+    """Create the topics that do not exist yet (idempotent)."""
+    with _admin(bootstrap) as admin:
+        created = []
+        for name in sorted(set(names) - set(admin.list_topics())):
+            with contextlib.suppress(TopicAlreadyExistsError):  # a racing creator won
+                admin.create_topics([NewTopic(name, partitions, 1)])
+                created.append(name)
+    if created:
+        log.info("kafka.topics.created", topics=created, partitions=partitions)
+
+
+def bootstrap_of(settings: Settings) -> str:
+    if not settings.kafka_bootstrap:
+        raise KafkaUnreachable("no Kafka bootstrap address (--bootstrap, VIZITA_KAFKA_BOOTSTRAP)")
+    return settings.kafka_bootstrap
+
+
+def ensure_pipeline_topics(settings: Settings) -> None:
+    """Every topic of the contract, with its partitions."""
+    for name, partitions in TOPIC_PARTITIONS.items():
+        ensure_topics(
+            bootstrap_of(settings), [settings.topic(name)], partitions or settings.partitions
+        )
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """partition -> end offset (the next offset to be written) of one topic."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in sorted(partitions)])
+    finally:
+        consumer.close()
+    return {tp.partition: int(offset) for tp, offset in ends.items()}
+
+
+def last_value(bootstrap: str, topic: str, partition: int = 0) -> bytes | None:
+    """The value of the last record in one partition (None when it is empty or absent)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        tp = TopicPartition(topic, partition)
+        if partition not in (consumer.partitions_for_topic(topic) or set()):
+            return None
+        end = int(consumer.end_offsets([tp])[tp])
+        if end == 0:
+            return None
+        consumer.assign([tp])
+        consumer.seek(tp, end - 1)
+        for _ in range(10):  # a few polls: the first may only fetch metadata
+            records = consumer.poll(timeout_ms=500).get(tp, [])
+            if records:
+                value: bytes | None = records[-1].value
+                return value
+        return None
+    finally:
+        consumer.close()
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """partition -> the offset `group` has committed on `topic` (absent when none).
+
+    Asked through the admin API: a consumer carrying the group's id would make the
+    group rebalance when it leaves, over and over if polled."""
+    with _admin(bootstrap) as admin:
+        try:
+            offsets = admin.list_group_offsets({group: None}).get(group, {})
+        except KafkaError as exc:
+            if not exc.retriable:  # e.g. the coordinator is not there yet: nothing committed
+                raise
+            return {}
+    return {tp.partition: int(meta.offset) for tp, meta in offsets.items()
+            if tp.topic == topic and meta.offset >= 0}  # fmt: skip
