@@ -15,7 +15,9 @@ Readings of the SPEC made here (where it leaves room):
   (the generated streams only repeat byte-identical payloads; two different payloads
   reusing one `event_id` are not judged here);
 - digits are ASCII digits (a year in fullwidth digits is no year);
-- JSON's non-standard `NaN`/`Infinity` literals make a payload invalid.
+- JSON's non-standard `NaN`/`Infinity` literals make a payload invalid;
+- a payload is received when the oracle reads it (tests publish and compute at once),
+  unless a time of receipt is given.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ LOCAL_TZ = ZoneInfo("Europe/Belgrade")
 MAX_PAYLOAD_BYTES = 65536
 MAX_LIST_ITEMS = 16
 MAX_AHEAD = timedelta(minutes=10)
+PROGRAMME_START = date(2014, 1, 1)  # local day of the first possible visit
+MAX_SUBMITTED_AFTER_RECEIPT = timedelta(hours=24)
 WINDOWS = (7, 30)
 ALL = "ALL"
 
@@ -201,8 +205,9 @@ def _no_constants(name: str) -> Any:
     raise Invalid(f"non-standard JSON constant {name}")
 
 
-def parse_event(payload: bytes) -> dict[str, Any] | None:
+def parse_event(payload: bytes, received: datetime | None = None) -> dict[str, Any] | None:
     """The event if the payload is valid under SPEC §1, else None."""
+    received = received or datetime.now(UTC)
     if len(payload) > MAX_PAYLOAD_BYTES:
         return None
     try:
@@ -225,6 +230,10 @@ def parse_event(payload: bytes) -> dict[str, Any] | None:
             > parse_instant(event["submitted_at"]) + MAX_AHEAD
         ):
             raise Invalid("occurred after submitted")
+        if "occurred_at" in event and local_day(event["occurred_at"]) < PROGRAMME_START:
+            raise Invalid("before the programme")
+        if parse_instant(event["submitted_at"]) > received + MAX_SUBMITTED_AFTER_RECEIPT:
+            raise Invalid("submitted in the future")
     except Invalid:
         return None
     return event

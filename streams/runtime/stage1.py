@@ -8,6 +8,7 @@ visits ──validate──┬─ invalid ────────────�
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -27,7 +28,8 @@ class RevisionStage:
 
     async def handle(self, event: EventT[Any]) -> str:
         msg = event.message
-        result = validate_payload(msg.value if isinstance(msg.value, bytes) else b"")
+        value = msg.value if isinstance(msg.value, bytes) else b""
+        result = validate_payload(value, received_at=received_at(msg.timestamp))
         if isinstance(result, Rejection):
             await self._dead_letter(event, result)
             return "dead_lettered"
@@ -56,6 +58,11 @@ class RevisionStage:
         await self.topics.dlq.send(
             key=msg.key, value=msg.value, headers=headers, timestamp=msg.timestamp
         )
+
+
+def received_at(timestamp: float | None) -> datetime | None:
+    """When Kafka received a record (its timestamp, in seconds), if it says."""
+    return datetime.fromtimestamp(timestamp, UTC) if timestamp and timestamp > 0 else None
 
 
 def wire_revisions(

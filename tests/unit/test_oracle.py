@@ -71,7 +71,7 @@ VOID: dict[str, Any] = {
         event(occurred_at="2026-03-10T08:00:00Z", submitted_at="2026-03-10T09:00:00.123-02:30"),
         VOID,
         VOID | {"municipality": "peje", "facility_id": None, "child_age_months": 5},
-        event(occurred_at="1900-01-01T00:00:00Z", submitted_at="2999-12-31T23:59:59Z"),
+        event(occurred_at="2013-12-31T23:00:00Z"),  # midnight of 1 January 2014 in Kosovo
     ],
 )
 def test_valid_payloads(value: dict[str, Any]) -> None:
@@ -136,6 +136,9 @@ def test_valid_payloads(value: dict[str, Any]) -> None:
         raw(VOID | {"occurred_at": "2026-03-11T12:00:00+01:00"}),  # after submitted_at
         raw(event(photo="x" * 65536)),  # an unknown field, but more than 64 KiB
         b'{"schema_version": NaN}',
+        raw(event(occurred_at="2013-12-31T22:59:59Z")),  # 2013 in Kosovo: before the programme
+        raw(event(occurred_at="1900-01-01T00:00:00Z")),
+        raw(event(submitted_at="2999-12-31T23:59:59Z")),  # far past the time of receipt
     ],
 )
 def test_invalid_payloads(payload: bytes) -> None:

@@ -47,11 +47,14 @@ def accelerated_clock(speed: float) -> Callable[[], datetime]:
 def _produce(settings: Settings, config: SimulationConfig, stop: threading.Event) -> None:
     producer = idempotent_producer(bootstrap_of(settings))
     topic = settings.topic(TOPIC_VISITS)
+    clock = accelerated_clock(DEMO_SPEED)
     try:
-        for payload in iter_live(config, now=accelerated_clock(DEMO_SPEED)):
+        for payload in iter_live(config, now=clock):
             if stop.is_set():
                 break
-            producer.send(topic, key=key_of(payload), value=payload)
+            # Received at the simulated time: the phones' clocks run as fast as the demo's.
+            received_ms = int(clock().timestamp() * 1000)
+            producer.send(topic, key=key_of(payload), value=payload, timestamp_ms=received_ms)
     finally:
         producer.close()
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, Final, Literal
+from datetime import date, datetime, timedelta
+from typing import Final, Literal
 
-from pydantic import TypeAdapter, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails, from_json
 
+from vizita.contract.days import local_day
 from vizita.contract.events import EVENT_ADAPTER, Event
 from vizita.contract.topics import (
     DLQ_HEADER_DETAIL,
@@ -23,6 +24,10 @@ from vizita.contract.topics import (
 
 MAX_PAYLOAD_BYTES: Final = 64 * 1024
 MAX_CLOCK_SKEW: Final = timedelta(minutes=10)
+#: the first local day a visit can have: the programme began at the end of 2014
+PROGRAMME_START: Final = date(2014, 1, 1)
+#: how far past its arrival (the Kafka record's timestamp) a submission may be dated
+MAX_SUBMITTED_AHEAD: Final = timedelta(hours=24)
 
 
 class Reason(enum.StrEnum):
@@ -128,38 +133,45 @@ def _rejection_from(exc: ValidationError) -> Rejection:
     return Rejection(_reason_for(first, path), path, f"{path or 'payload'}: {message}")
 
 
-def _clock_rejection(event: Event) -> Rejection | None:
-    # A difference, not submitted_at + 10 min: that could overflow at datetime.max.
-    if event.occurred_at is None or event.occurred_at - event.submitted_at <= MAX_CLOCK_SKEW:
-        return None
-    return Rejection(
-        Reason.OCCURRED_AFTER_SUBMITTED,
-        "occurred_at",
-        "occurred_at: more than 10 minutes after submitted_at",
-    )
+def _time_rejection(event: Event, received_at: datetime | None) -> Rejection | None:
+    """SPEC §1's rules on the instants: a device clock far off must not move the days
+    indicators cover. (Differences, not sums: a sum could overflow near datetime.max.)"""
+    occurred = event.occurred_at
+    if occurred is not None and local_day(occurred) < PROGRAMME_START:
+        return Rejection(
+            Reason.OUT_OF_RANGE,
+            "occurred_at",
+            f"occurred_at: before the programme began ({PROGRAMME_START.isoformat()})",
+        )
+    if occurred is not None and occurred - event.submitted_at > MAX_CLOCK_SKEW:
+        return Rejection(
+            Reason.OCCURRED_AFTER_SUBMITTED,
+            "occurred_at",
+            "occurred_at: more than 10 minutes after submitted_at",
+        )
+    if received_at is not None and event.submitted_at - received_at > MAX_SUBMITTED_AHEAD:
+        return Rejection(
+            Reason.OUT_OF_RANGE,
+            "submitted_at",
+            "submitted_at: more than 24 hours after the payload was received",
+        )
+    return None
 
 
-def validate_payload(payload: bytes) -> Validation:
-    """Check one raw payload against SPEC §1. Never raises."""
+def validate_payload(payload: bytes, received_at: datetime | None = None) -> Validation:
+    """Check one raw payload against SPEC §1; `received_at` is when Vizita received it
+    (the Kafka record's timestamp; None skips the rule that needs it). Never raises."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         return Rejection(Reason.TOO_LARGE, "", f"payload: {len(payload)} bytes > 64 KiB")
-    if payload.lstrip()[:1] != b"{":
-        # Cheap check first; pydantic would call a JSON list "not an object" anyway,
-        # but bytes that are no JSON at all should say so.
-        return _rejection_for_non_object(payload)
     try:
-        event = EVENT_ADAPTER.validate_json(payload, strict=True)
+        # NaN and Infinity are not JSON (SPEC §1), whatever field they are in.
+        data = from_json(payload, allow_inf_nan=False)
+    except ValueError as exc:
+        return Rejection(Reason.NOT_JSON, "", f"payload: not valid JSON ({exc})"[:_MAX_DETAIL])
+    if not isinstance(data, dict):
+        return Rejection(Reason.NOT_OBJECT, "", "payload: JSON but not an object")
+    try:
+        event = EVENT_ADAPTER.validate_python(data, strict=True)
     except ValidationError as exc:
         return _rejection_from(exc)
-    return _clock_rejection(event) or ValidEvent(event)
-
-
-_ANY_JSON: TypeAdapter[Any] = TypeAdapter(Any)
-
-
-def _rejection_for_non_object(payload: bytes) -> Rejection:
-    try:
-        _ANY_JSON.validate_json(payload)
-    except ValidationError:
-        return Rejection(Reason.NOT_JSON, "", "payload: not valid JSON")
-    return Rejection(Reason.NOT_OBJECT, "", "payload: JSON but not an object")
+    return _time_rejection(event, received_at) or ValidEvent(event)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -505,6 +506,78 @@ def test_offsets_keep_the_instant(upsert: dict[str, Any]) -> None:
     assert plus_one.occurred_at.utcoffset() == timedelta(hours=1)
 
 
+# --- the programme's start, and clocks far ahead (SPEC §1) -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("occurred_at", "valid_day"),
+    [
+        ("2013-12-31T22:59:59.999Z", False),  # 23:59:59.999 on 31 December in Kosovo
+        ("2013-12-31T23:00:00Z", True),  # midnight, 1 January 2014, in Kosovo
+        ("2014-01-01T00:00:00+01:00", True),
+        ("1999-06-01T10:00:00Z", False),
+        ("1900-01-01T00:00:00Z", False),
+    ],
+)
+def test_a_visit_before_the_programme_began_is_out_of_range(
+    upsert: dict[str, Any], occurred_at: str, valid_day: bool
+) -> None:
+    payload = {**upsert, "occurred_at": occurred_at, "submitted_at": "2014-01-02T08:00:00Z"}
+    if valid_day:
+        assert valid(payload).occurred_at == datetime.fromisoformat(occurred_at)
+    else:
+        assert (rejected(payload).reason, rejected(payload).field) == (
+            Reason.OUT_OF_RANGE,
+            "occurred_at",
+        )
+
+
+def test_a_void_carrying_an_occurred_at_before_the_programme_is_out_of_range(
+    void: dict[str, Any],
+) -> None:
+    rejection = rejected({**void, "occurred_at": "2013-06-01T10:00:00Z"})
+    assert (rejection.reason, rejection.field) == (Reason.OUT_OF_RANGE, "occurred_at")
+
+
+@pytest.mark.parametrize(
+    ("ahead", "accepted"),
+    [
+        (timedelta(hours=24), True),
+        (timedelta(hours=23, minutes=59), True),
+        (timedelta(hours=24, microseconds=1), False),
+        (timedelta(days=365 * 5), False),  # a phone whose clock says five years on
+        (-timedelta(days=30), True),  # a late sync: submitted long before it arrived
+    ],
+)
+@pytest.mark.parametrize("build", [upsert_payload, void_payload])
+def test_a_submission_dated_more_than_a_day_after_it_arrived_is_out_of_range(
+    build: Any, ahead: timedelta, accepted: bool
+) -> None:
+    received = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+    submitted = received + ahead
+    payload = build(
+        submitted_at=submitted.isoformat(), occurred_at=(submitted - timedelta(hours=1)).isoformat()
+    )
+    result = validate_payload(json.dumps(payload).encode(), received_at=received)
+    if accepted:
+        assert isinstance(result, ValidEvent)
+    else:
+        assert isinstance(result, Rejection)
+        assert (result.reason, result.field) == (Reason.OUT_OF_RANGE, "submitted_at")
+    # Without an arrival time the rule cannot apply (as for a file checked on its own).
+    assert isinstance(validate_payload(json.dumps(payload).encode()), ValidEvent)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("where", ["revision", "an_unknown_field"])
+def test_non_json_constants_anywhere_make_a_payload_not_json(
+    upsert: dict[str, Any], constant: str, where: str
+) -> None:
+    text = json.dumps({**upsert, where: "PLACEHOLDER"}).replace('"PLACEHOLDER"', constant)
+    rejection = rejected(text.encode())
+    assert (rejection.reason, rejection.field) == (Reason.NOT_JSON, "")
+
+
 # --- occurred_at against submitted_at -------------------------------------------------------------
 
 SUBMITTED = datetime(2024, 3, 31, 12, 0, tzinfo=UTC)
@@ -635,11 +708,12 @@ JSON_VALUES = st.recursive(
     max_leaves=12,
 )
 ZONES = [UTC, timezone(timedelta(hours=1)), timezone(timedelta(hours=-5, minutes=-30))]
-START_OF_2000 = datetime(2000, 1, 1, tzinfo=UTC)
-# Aware instants of this century, shown in one of a few offsets.
+# The programme began on 1 January 2014, Kosovo time (SPEC §1).
+PROGRAMME_START = datetime(2014, 1, 1, tzinfo=ZoneInfo("Europe/Belgrade"))
+# Aware instants of the programme's years, shown in one of a few offsets.
 AWARE = st.builds(
-    lambda micros, zone: (START_OF_2000 + timedelta(microseconds=micros)).astimezone(zone),
-    st.integers(min_value=0, max_value=100 * 365 * 24 * 3600 * 10**6),
+    lambda micros, zone: (PROGRAMME_START + timedelta(microseconds=micros)).astimezone(zone),
+    st.integers(min_value=0, max_value=85 * 365 * 24 * 3600 * 10**6),
     st.sampled_from(ZONES),
 )
 # Values that look like what a form might send: near misses of every rule.
@@ -730,7 +804,7 @@ def _items(known: tuple[str, ...]) -> st.SearchStrategy[list[str]]:
 def valid_payloads(draw: st.DrawFn) -> dict[str, Any]:
     submitted = draw(AWARE)
     before = draw(st.timedeltas(min_value=timedelta(minutes=-10), max_value=timedelta(days=60)))
-    occurred = submitted - before
+    occurred = max(submitted - before, PROGRAMME_START)
     base: dict[str, Any] = {
         "schema_version": 1,
         "event_id": draw(IDS),
