@@ -14,12 +14,13 @@ from pathlib import Path
 
 import structlog
 
-from sinks.schema import SCHEMA_MIGRATIONS
+from sinks.schema import DEAD_LETTERS, SCHEMA_MIGRATIONS, STORE_REJECTS
 from sinks.store import Store
 
 log = structlog.get_logger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+DEFAULT_RETENTION_DAYS = 90
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
@@ -47,8 +48,26 @@ def load_migrations(database: str, directory: Path = MIGRATIONS_DIR) -> list[Mig
     return found
 
 
-def migrate(store: Store) -> list[int]:
-    """Bring the store's schema up to date; answer the versions applied now."""
+def migrate(store: Store, retention_days: int = DEFAULT_RETENTION_DAYS) -> list[int]:
+    """Bring the store's schema up to date, then the retention of what may hold personal
+    data to `retention_days`; answer the migration versions applied now."""
+    applied = _apply_migrations(store)
+    apply_retention(store, retention_days)
+    return applied
+
+
+def apply_retention(store: Store, days: int) -> None:
+    """Dead letters and store rejects may hold what a form added (a name, say): they are
+    kept `days` days. Applied at every start, so the setting always holds; old parts
+    take the new TTL at their next merge."""
+    for table, column in ((DEAD_LETTERS, "received_at"), (STORE_REJECTS, "rejected_at")):
+        store.execute(
+            f"ALTER TABLE {store.table(table)} MODIFY TTL toDateTime({column}) + "
+            f"INTERVAL {int(days)} DAY SETTINGS materialize_ttl_after_modify = 0"
+        )
+
+
+def _apply_migrations(store: Store) -> list[int]:
     store.execute(f"CREATE DATABASE IF NOT EXISTS {store.database}")
     store.execute(
         f"CREATE TABLE IF NOT EXISTS {store.table(SCHEMA_MIGRATIONS)} "

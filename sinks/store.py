@@ -179,7 +179,7 @@ class ServerBackend:
                 self._client.disconnect()
                 raise StoreUnavailable(str(exc)) from exc
             except errors.ServerException as exc:
-                raise StoreQueryError(str(exc)[:2000]) from exc
+                raise StoreQueryError(str(exc)[:2000], getattr(exc, "code", None)) from exc
 
     def close(self) -> None:
         self._client.disconnect()

@@ -13,12 +13,14 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 from streams.revisions import VisitState
 from vizita.contract.codes import MISSED_OUTCOMES
 from vizita.contract.days import local_day
 from vizita.contract.events import Event, UpsertEvent
-from vizita.contract.messages import Contribution, ContributionMessage, VisitEntry
+from vizita.contract.messages import Contribution, VisitEntry
+from vizita.contract.municipalities import ALL_KOSOVO
 
 # Ratio indicators: name -> (numerator flag, denominator flag) of a Contribution.
 RATIOS: dict[str, tuple[str, str]] = {
@@ -33,29 +35,30 @@ IMMUNISATION_MAX_MONTHS = 23  # "child 0-23 months"
 BREASTFEEDING_MAX_MONTHS = 5  # "child 0-5 months"
 
 
-def contribution(event: UpsertEvent) -> Contribution:
-    """The contribution of an effective (winning, not voided) visit."""
-    completed = event.outcome == "completed"
-    age = event.child_age_months
-    maternal = event.pregnant or event.visit_type in ("prenatal", "newborn")
-    topics = set(event.topics)
+def contribution(visit: Any) -> Contribution:
+    """The contribution of an effective (winning, not voided) visit: an UpsertEvent or
+    its VisitRow, which carry the same fields."""
+    completed = visit.outcome == "completed"
+    age = visit.child_age_months
+    maternal = visit.pregnant or visit.visit_type in ("prenatal", "newborn")
+    topics = set(visit.topics or ())
     conditions = {
         "effective": True,
         "completed": completed,
-        "missed": event.outcome in MISSED_OUTCOMES,
+        "missed": visit.outcome in MISSED_OUTCOMES,
         "imm_den": completed and age is not None and age <= IMMUNISATION_MAX_MONTHS,
         "bf_den": completed and age is not None and age <= BREASTFEEDING_MAX_MONTHS,
         "mh_den": completed and maternal,
         "es_den": completed and age is not None,
-        "ref_den": completed and bool(event.risk_flags),
+        "ref_den": completed and bool(visit.risk_flags),
     }
     conditions["imm_num"] = conditions["imm_den"] and "immunisation" in topics
     conditions["bf_num"] = conditions["bf_den"] and "breastfeeding" in topics
     conditions["mh_num"] = conditions["mh_den"] and "maternal_health" in topics
     conditions["es_num"] = conditions["es_den"] and "early_stimulation" in topics
-    conditions["ref_num"] = conditions["ref_den"] and bool(event.referrals)
-    flags = frozenset(name for name, holds in conditions.items() if holds)
-    return Contribution(household_id=event.household_id, nurse_id=event.nurse_id, flags=flags)
+    conditions["ref_num"] = conditions["ref_den"] and bool(visit.referrals)
+    holding = (name for name, holds in conditions.items() if holds)
+    return Contribution.of(visit.household_id, visit.nurse_id, holding)
 
 
 @dataclass
@@ -68,9 +71,10 @@ class DayBucket:
 
     def add(self, item: Contribution, sign: int = 1) -> None:
         """Add (sign 1) or take back (sign -1) one visit's contribution."""
-        for flag in item.flags:
-            _bump(self.counts, flag, sign)
-        if "completed" in item.flags:
+        conditions = item.conditions
+        for condition in conditions:
+            _bump(self.counts, condition, sign)
+        if "completed" in conditions:
             _bump(self.households, item.household_id, sign)
             _bump(self.nurses, item.nurse_id, sign)
 
@@ -148,14 +152,25 @@ def scope_values(
         yield from window_values(buckets, first, last, window)
 
 
-def contribution_message(state: VisitState, event: Event) -> ContributionMessage:
-    """Stage 2's view of a visit after this event, and the day this event (even a
-    superseded upsert) adds to the range of days indicators are produced for."""
-    row = state.row
-    winner = state.winner
-    item = contribution(winner) if isinstance(winner, UpsertEvent) else None
-    entry = VisitEntry(
-        key=state.key, municipality=row["municipality"], day=row["local_day"], contribution=item
-    )
-    seen = local_day(event.occurred_at) if isinstance(event, UpsertEvent) else None
-    return ContributionMessage(entry=entry, seen=seen)
+# --- what stage 1 sends stage 2 ----------------------------------------------------------------
+
+
+def entry_of(state: VisitState) -> VisitEntry:
+    """Stage 2's view of a visit: where and when it counts, and what it adds."""
+    visit = state.visit
+    item = None if visit.is_void else contribution(visit)
+    return VisitEntry(state.key, visit.municipality, visit.local_day, item)
+
+
+def scopes_of(state: VisitState) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(where the visit's entry goes now, the municipalities to remember): its
+    municipality, every one it was in before (there it must count no more), and ALL."""
+    where = state.visit.municipality
+    remembered = tuple(sorted({*state.scopes, where})) if where else state.scopes
+    return (*remembered, ALL_KOSOVO), remembered
+
+
+def seen_day(event: Event) -> date | None:
+    """The day an event adds to the range of days indicators are produced for: an
+    upsert's, superseded or not (SPEC §3)."""
+    return local_day(event.occurred_at) if isinstance(event, UpsertEvent) else None

@@ -1,18 +1,25 @@
 """The Faust app, wired, behind a small facade (`Streams`) for the runner: start,
-ready, flush, stop, and what the stages have done. Validation is the contract's; the
-maths is in `streams.revisions`, `streams.indicators`, `streams.rollup` and
-`streams.alerts`; `stage1` and `stage2` meet them with the topics and the tables.
+ready, flush, stop, what the stages have done, and whether one of them failed.
+Validation is the contract's; the maths is in `streams.revisions`,
+`streams.indicators`, `streams.rollup` and `streams.alerts`; `stage1` and `stage2` meet
+them with the topics and the tables.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
+
+from faust.types import EventT
 
 from streams.errors import NoBootstrap
 from streams.runtime.consumer_fixes import VizitaApp
+from streams.runtime.durable import Health, batch_agent, delivered
 from streams.runtime.shared import StageTopics, StreamStats
-from streams.runtime.stage1 import wire_revisions
-from streams.runtime.stage2 import PROGRESS_TABLE, wire_indicators
+from streams.runtime.stage1 import RevisionStage
+from streams.runtime.stage2 import PROGRESS_TABLE, ScopeStage, send_ticks
 from vizita.contract.settings import Settings
 from vizita.contract.targets import Targets
 
@@ -26,15 +33,17 @@ def _faust_app(settings: Settings, bootstrap: str) -> VizitaApp:
         # Tables live in memory and are rebuilt from their changelog topics at start.
         store="memory://",
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication_factor,
         table_standby_replicas=0,
         web_enabled=False,
         datadir=str(datadir),
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
         producer_acks=-1,
-        # Batch sends a little: one produce request per event is the main cost otherwise.
-        producer_linger=0.005,
+        # The stages send a few large messages per batch and wait for them: a short
+        # linger lets one produce request carry a batch's messages to many partitions.
+        producer_linger=0.002,
+        producer_max_request_size=4 * 1024 * 1024,
         stream_wait_empty=False,
     )
 
@@ -47,12 +56,40 @@ class Streams:
             raise NoBootstrap("the stream needs a Kafka bootstrap address")
         self._app: Any = _faust_app(settings, settings.kafka_bootstrap)
         self.stats = StreamStats()
+        self.health = Health()
         topics = StageTopics(self._app, settings)
-        wire_revisions(self._app, topics, settings.partitions, self.stats)
-        wire_indicators(
-            self._app, topics, targets, self.stats,
-            tick_seconds=settings.tick_seconds, live_clock=settings.clock == "live",
+        self._wire_revisions(topics, settings)
+        self._wire_scopes(topics, settings, targets)
+
+    def _wire_revisions(self, topics: StageTopics, settings: Settings) -> None:
+        stage = RevisionStage(self._app, topics, settings.partitions)
+
+        async def handle(events: Sequence[EventT[Any]]) -> None:
+            outcomes: Counter[str] = await stage.handle(events)
+            positions = {e.message.partition: e.message.offset + 1 for e in events}
+            self.stats.done(outcomes, positions)
+
+        batch_agent(
+            self._app, topics.visits, "revisions", handle, tables=(stage.states,),
+            health=self.health, max_batch=settings.batch_events, within=settings.batch_seconds,
         )  # fmt: skip
+
+    def _wire_scopes(self, topics: StageTopics, settings: Settings, targets: Targets) -> None:
+        stage = ScopeStage(self._app, topics, targets, settings.partitions, self.stats)
+
+        @self._app.on_rebalance_complete.connect  # type: ignore[untyped-decorator]  # faust's signal is untyped
+        def on_rebalance(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+            stage.generation += 1
+
+        batch_agent(
+            self._app, topics.contributions, "scopes", stage.handle, tables=stage.tables,
+            health=self.health, max_batch=settings.batch_events, within=settings.batch_seconds,
+        )  # fmt: skip
+        live_clock = settings.clock == "live"
+
+        @self._app.timer(settings.tick_seconds, on_leader=True)  # type: ignore[untyped-decorator]  # faust's timer is untyped
+        async def tick() -> None:
+            await delivered(send_ticks(topics, settings.partitions, live_clock))
 
     async def start(self) -> None:
         await self._app.start()
@@ -66,11 +103,28 @@ class Streams:
         recovered = app.tables.recovery.completed.is_set()
         return bool(recovered and not app.rebalancing and app.consumer.assignment())
 
+    def crashed(self) -> BaseException | None:
+        """What stopped the Faust app itself, if something did."""
+        crashed: bool = self._app.crashed
+        return self._app.crash_reason if crashed else None
+
+    async def wait_failed(self) -> tuple[str, BaseException]:
+        """Until a stage fails (which it never does on bad input), then where and why."""
+        while True:
+            waiting = asyncio.ensure_future(self.health.wait_failed())
+            done, _ = await asyncio.wait({waiting}, timeout=0.5)
+            if done:
+                return waiting.result()
+            waiting.cancel()
+            reason = self.crashed()
+            if reason is not None:
+                return "faust", reason
+
     async def flush(self) -> None:
         """Everything the stages have sent so far is acknowledged by Kafka."""
         await self._app.producer.flush()
 
     @property
     def progress_topic(self) -> str:
-        """The changelog of stage 2's settled position (whichever worker owns it)."""
+        """The changelog of stage 2's settled positions (whichever worker owns them)."""
         return str(self._app.tables[PROGRESS_TABLE].changelog_topic.get_topic_name())

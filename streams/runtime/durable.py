@@ -1,90 +1,122 @@
-"""Tables whose changelog writes cannot be lost between processing and commit, and the
-agent loop that makes that so for every agent.
+"""Tables whose writes are never lost between processing and commit, and the batch loop
+every agent runs in, which makes that so without any handler having to remember it.
 
-Faust sends a table's changelog through its ProducerBuffer (`send_soon`), and the flush
-it runs before committing offsets gives up when a message takes over 0.1 s
-(`ProducerBuffer.flush_atmost` returns on the timeout, faust-streaming 0.15.3). Under
-load a commit could then pass table writes that never reached the changelog, and after
-a crash the table would come back *behind* its committed offsets. A `DurableTable`
-keeps its writes instead, and `durable_agent` sends them, awaited, after each event and
-before the next: Faust acknowledges an event only then, and its pre-commit flush of the
-Kafka producer covers everything already handed to it. No handler has to remember it.
+A stage handles a batch of events and sends what it produces, each message awaited
+until Kafka acknowledges it; only then does the loop send the batch's table writes
+(awaited too), and only then does it acknowledge the events. So a table is never
+*ahead* of what reached the output topics: after a crash, the events whose effects are
+missing are processed again, and the stages fold a repeat into the same state. Faust's
+own path does not guarantee this: it buffers changelog writes and its pre-commit flush
+gives up after 0.1 s (`ProducerBuffer.flush_atmost`, faust-streaming 0.15.3).
+
+An exception out of a handler is a fault the stage cannot absorb (bad input never
+raises: the handlers dead-letter it). The loop then acknowledges nothing more, stops
+taking events and reports the fault to `Health`; the runner stops the worker loudly,
+and the unacknowledged batch is processed again after the restart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-from faust.types import EventT, StreamT
+import structlog
+from faust.types import EventT
 
-from streams.errors import StreamError
+log = structlog.get_logger(__name__)
 
-Handler = Callable[[EventT[Any]], Awaitable[Any]]
-Done = Callable[[EventT[Any], Any], None]
+BatchHandler = Callable[[Sequence[EventT[Any]]], Awaitable[None]]
 
 
-class DurableTable(faust.Table[Any, Any]):
+class DurableTable(faust.Table[bytes, bytes]):
+    """A table of bytes keys and values whose writes name their changelog partition
+    (the partition of the source topic the key belongs to) and wait for `send_changes`."""
+
     def __init__(self, app: faust.App, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
-        self._unsent: list[tuple[int | None, Any, Any, Any, Any]] = []
+        self._unsent: dict[bytes, tuple[int, bytes | None]] = {}
 
-    def _partition(self, key: Any) -> int:
-        partition = self.partition_for_key(key)  # the current event's partition
-        if partition is None:
-            raise StreamError("a table is written only while an agent handles an event")
-        return int(partition)
+    def put(self, key: bytes, value: bytes, partition: int) -> None:
+        self.data[key] = value
+        self._unsent[key] = (partition, value)
 
-    # Faust's own versions of these two hand the write to send_changelog (send_soon).
-    def on_key_set(self, key: Any, value: Any) -> None:
-        partition = self._partition(key)
-        self._unsent.append((partition, key, value, None, None))
-        self._maybe_set_key_ttl(key, partition)
-        self._sensor_on_set(self, key, value)
-
-    def on_key_del(self, key: Any) -> None:
-        partition = self._partition(key)
-        self._unsent.append((partition, key, None, None, "raw"))
-        self._maybe_del_key_ttl(key, partition)
-        self._sensor_on_del(self, key)
+    def forget(self, key: bytes, partition: int) -> None:
+        self.data.pop(key, None)
+        self._unsent[key] = (partition, None)
 
     async def send_changes(self) -> None:
-        """Send the writes made since the last call, each awaited."""
-        unsent, self._unsent = self._unsent, []
-        for partition, key, value, key_serializer, value_serializer in unsent:
+        """Send the writes made since the last call (the last write of a key only),
+        and wait until Kafka has them all."""
+        unsent, self._unsent = self._unsent, {}
+        sent = [
             await self.changelog_topic.send(
-                key=key, value=value, partition=partition,
-                key_serializer=key_serializer or self.key_serializer,
-                value_serializer=value_serializer or self.value_serializer,
-            )  # fmt: skip
+                key=key,
+                value=value,
+                partition=partition,
+                force=True,
+                key_serializer="raw",
+                value_serializer="raw",
+            )
+            for key, (partition, value) in unsent.items()
+        ]
+        await asyncio.gather(*sent)
 
 
 def durable_table(app: faust.App, name: str, partitions: int) -> DurableTable:
-    """A table of JSON keys and values (Faust's default codec), registered with the app."""
-    table = DurableTable(app, name=name, default=None, partitions=partitions)
+    # bytes keys and values: Faust's codec for them is "raw"
+    table = DurableTable(
+        app, name=name, default=None, partitions=partitions, key_type=bytes, value_type=bytes
+    )
     app.tables.add(table)
     return table
 
 
-async def send_table_changes(app: faust.App) -> None:
-    for table in app.tables.values():
-        if isinstance(table, DurableTable):
-            await table.send_changes()
+async def delivered(sends: Iterable[Awaitable[Awaitable[Any]]]) -> None:
+    """Send messages (each a `topic.send(..., force=True)`) and wait until Kafka
+    acknowledged every one."""
+    pending = [await send for send in sends]
+    await asyncio.gather(*pending)
 
 
-def durable_agent(
-    app: faust.App, topic: Any, name: str, handle: Handler, done: Done | None = None
-) -> None:
-    """Run `handle` on each event of `topic` as the agent `name`; after each event the
-    writes of every durable table are sent before the next event is taken, then
-    `done(event, what handle answered)` is told."""
+@dataclass
+class Health:
+    """The first fault any agent could not absorb, for the runner to act on."""
 
-    async def agent(stream: StreamT[Any]) -> None:
-        async for event in stream.events():
-            outcome = await handle(event)
-            await send_table_changes(app)
-            if done is not None:
-                done(event, outcome)
+    failures: list[tuple[str, BaseException]] = field(default_factory=list)
+    _failed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def fail(self, where: str, exc: BaseException) -> None:
+        log.error("stream.failed", agent=where, error=repr(exc), exc_info=exc)
+        self.failures.append((where, exc))
+        self._failed.set()
+
+    async def wait_failed(self) -> tuple[str, BaseException]:
+        await self._failed.wait()
+        return self.failures[0]
+
+
+def batch_agent(
+    app: faust.App, topic: Any, name: str, handle: BatchHandler, *,
+    tables: Sequence[DurableTable], health: Health, max_batch: int, within: float,
+) -> None:  # fmt: skip
+    """Run `handle` on batches of `topic`'s events as the agent `name`: the handler's
+    sends are awaited by the handler, then the tables' writes, then the acks."""
+
+    async def agent(stream: Any) -> None:  # noack_take is not in faust's stubs
+        async for events in stream.noack_take(max_batch, within=within):
+            try:
+                await handle(events)
+                for table in tables:
+                    await table.send_changes()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a fault, not bad input: stop, loudly, unacked
+                health.fail(name, exc)
+                await asyncio.Event().wait()  # hold the batch until the worker stops
+            for event in events:
+                await stream.ack(event)
 
     app.agent(topic, name=name)(agent)

@@ -12,7 +12,6 @@ from vizita.contract.settings import Settings
 from vizita.contract.topics import (
     TOPIC_ALERTS,
     TOPIC_INDICATORS,
-    TOPIC_PARTITIONS,
     TOPIC_VISIT_CONTRIBUTIONS,
     TOPIC_VISITS,
     TOPIC_VISITS_DLQ,
@@ -22,13 +21,12 @@ from vizita.contract.topics import (
 
 class StageTopics:
     """The contract's topics as Faust topics of raw bytes: the stages encode and
-    decode the contract's models themselves."""
+    decode the contract's messages themselves."""
 
     def __init__(self, app: faust.App, settings: Settings) -> None:
         def raw(name: str) -> Any:
-            partitions = TOPIC_PARTITIONS[name] or settings.partitions
             return app.topic(settings.topic(name), key_serializer="raw",
-                             value_serializer="raw", partitions=partitions)  # fmt: skip
+                             value_serializer="raw", partitions=settings.partitions)  # fmt: skip
 
         self.visits, self.dlq = raw(TOPIC_VISITS), raw(TOPIC_VISITS_DLQ)
         self.effective = raw(TOPIC_VISITS_EFFECTIVE)
@@ -43,9 +41,10 @@ class StreamStats:
     counts: Counter[str] = field(default_factory=Counter)
     # partition -> next offset to process, of the `visits` topic
     positions: dict[int, int] = field(default_factory=dict)
-    # stage 2: the offset up to which everything is computed (a tick's offset + 1)
-    settled_position: int = 0
+    # stage 2: partition -> the offset up to which everything is computed (a tick's + 1)
+    settled: dict[int, int] = field(default_factory=dict)
 
-    def done(self, partition: int, offset: int, outcome: str) -> None:
-        self.counts[outcome] += 1
-        self.positions[partition] = offset + 1
+    def done(self, outcomes: Counter[str], positions: dict[int, int]) -> None:
+        self.counts.update(outcomes)
+        for partition, position in positions.items():
+            self.positions[partition] = max(self.positions.get(partition, 0), position)

@@ -1,166 +1,317 @@
-"""Stage 2, one partition (all 39 scopes in one place, see README):
+"""Stage 2: the scopes (38 municipalities and ALL) spread over the partitions of
+`visit-contributions`, each computed where its entries are (`scope_partition`):
 
-    visit-contributions ── visit-entries (LWW by key) ── rollup ──▶ indicators
-                       └── ticks (clock) ──────────── alert-state ──▶ alerts
+    visit-contributions ── scope-entries (LWW by key) ── rollup ──▶ indicators
+      (entries, days seen) └── ticks (clock) ──────── alert-state ──▶ alerts
 
-Its tables are the truth; the rollup is derived from them and rebuilt after every
-rebalance (and so after a restart).
+Per partition it keeps, durably: every entry sent to its scopes, the range of days
+seen, each alert's state and the offset it has computed up to. The rollup is derived
+from the entries, for the scopes this worker owns, and built when it takes a partition
+on. Rows and alerts are sent, and acknowledged by Kafka, before the tables record
+that they were (`streams.runtime.durable`).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 import faust
+import structlog
 from faust.types import EventT
 
 from streams.alerts import next_state
-from streams.errors import StreamError
 from streams.indicators import Value
 from streams.rollup import Rollup, supersedes
-from streams.runtime.durable import durable_agent, durable_table
+from streams.runtime.durable import DurableTable, delivered, durable_table
 from streams.runtime.shared import StageTopics, StreamStats
+from streams.runtime.stage1 import chunks
 from vizita.contract.days import LOCAL_TZ
 from vizita.contract.indicators import ALERT_WINDOW
 from vizita.contract.messages import (
-    STAGE_TWO_ADAPTER,
     Alert,
-    ContributionMessage,
+    DaysSeen,
+    DecodeError,
     IndicatorValue,
+    IndicatorValues,
+    ScopeEntries,
+    StageTwoMessage,
     Tick,
     VisitEntry,
+    decode,
+    encode,
 )
-from vizita.contract.municipalities import MUNICIPALITIES
+from vizita.contract.municipalities import ALL_KOSOVO, SCOPES
 from vizita.contract.targets import Reading, Target, Targets
+from vizita.contract.topics import scope_partition
+from vizita.contract.validation import Reason, Rejection
 
-PROGRESS_TABLE, PROGRESS_KEY = "stage2-progress", "settled"
-# While behind, stage 2 computes at most every this many times a computation's cost...
+log = structlog.get_logger(__name__)
+
+PROGRESS_TABLE = "stage2-progress"
+ROWS_PER_MESSAGE = 2000
+# While behind, a partition computes at most every this many times a computation's
+# cost, and at most every this many seconds: otherwise a backfill spends its time
+# sending rows the next contributions change again.
 COMPUTE_COST_FACTOR = 4.0
-# ...and at most every this many seconds.
 COMPUTE_MIN_SECONDS = 2.0
 
 
-class IndicatorStage:
-    def __init__(self, app: faust.App, topics: StageTopics, targets: Targets) -> None:
-        self.topics, self.targets = topics, targets
-        self.entries = durable_table(app, "visit-entries", 1)
-        self.days = durable_table(app, "days-seen", 1)
-        self.alert_states = durable_table(app, "alert-state", 1)
-        # The offset after the last tick that computed: how another worker (replay,
-        # `worker --exit-when-done`) knows stage 2 has settled, from the changelog.
-        self.progress = durable_table(app, PROGRESS_TABLE, 1)
-        self.next_compute = 0.0  # monotonic time before which a tick with a backlog skips
+def progress_key(partition: int) -> bytes:
+    return f"settled/{partition}".encode()
+
+
+def _days_key(partition: int) -> bytes:
+    return f"days/{partition}".encode()
+
+
+def _entry_key(scope: str, visit_id: str) -> bytes:
+    return f"{scope}|{visit_id}".encode()
+
+
+@dataclass
+class Partition:
+    """What stage 2 knows of one partition it owns, besides its tables."""
+
+    scopes: tuple[str, ...]
+    computed: tuple[date, date] | None = None  # (first day, clock day) last computed
+    next_compute: float = 0.0  # monotonic time before which a tick with a backlog skips
+
+
+@dataclass
+class Pending:
+    """One batch's work for one partition: the last tick that is due, and what to send."""
+
+    tick: tuple[int, Tick] | None = None  # (offset, tick)
+    sends: list[Any] = field(default_factory=list)
+
+
+class ScopeStage:
+    def __init__(
+        self, app: faust.App, topics: StageTopics, targets: Targets, partitions: int,
+        stats: StreamStats,
+    ) -> None:  # fmt: skip
+        self.app, self.topics, self.targets = app, topics, targets
+        self.partitions, self.stats = partitions, stats
+        self.entries = durable_table(app, "scope-entries", partitions)
+        self.days = durable_table(app, "days-seen", partitions)
+        self.alert_states = durable_table(app, "alert-state", partitions)
+        self.progress = durable_table(app, PROGRESS_TABLE, partitions)
+        self.tables: tuple[DurableTable, ...] = (
+            self.entries, self.days, self.alert_states, self.progress,
+        )  # fmt: skip
         self.rollup = Rollup()
+        self.owned: dict[int, Partition] = {}
         self.generation = 0  # bumped by every rebalance
-        self.built = -1  # the generation the rollup was rebuilt for
-        self.range: tuple[date, date] | None = None  # (first day, clock day) last computed
+        self.reconciled = -1  # the generation the owned partitions were last checked at
 
-    def due(self, backlog: int) -> bool:
-        """Whether a tick computes. At the head of the topic every tick does. With a
-        backlog waiting (a backfill), computing at most every COMPUTE_COST_FACTOR times
-        its own cost keeps the time on contributions instead of on rows that the next
-        contributions change again; the tick at the head computes everything."""
-        return backlog <= 0 or time.monotonic() >= self.next_compute
+    # --- a batch ---------------------------------------------------------------------------
 
-    async def compute(self, tick: Tick, offset: int) -> None:
-        started = time.monotonic()
-        await self.on_tick(tick)
-        self.progress[PROGRESS_KEY] = offset + 1
-        cost = time.monotonic() - started
-        self.next_compute = started + max(COMPUTE_COST_FACTOR * cost, COMPUTE_MIN_SECONDS)
+    async def handle(self, events: Sequence[EventT[Any]]) -> None:
+        self._reconcile()
+        pending: dict[int, Pending] = {}
+        for event in events:
+            message = event.message
+            work = pending.setdefault(message.partition, Pending())
+            self._take(work, message)
+        for partition, work in sorted(pending.items()):
+            if work.tick is not None and partition in self.owned:
+                await self._compute(partition, *work.tick)
+            await delivered(work.sends)
 
-    async def rebuild_if_needed(self) -> None:
-        if self.built == self.generation:
-            return
-        self.rollup.rebuild(VisitEntry.from_json(value) for value in self.entries.values() if value)
-        self.built, self.range = self.generation, None
-        # The alerts table may have missed the last transitions before a crash: resend them.
-        for value in self.alert_states.values():
-            if value and value.get("alert"):
-                await self._send_alert(Alert.model_validate(value["alert"]))
+    def _take(self, work: Pending, message: Any) -> None:
+        try:
+            decoded = decode(message.value or b"", StageTwoMessage)
+            if isinstance(decoded, ScopeEntries):
+                self._entries(message.partition, decoded)
+            elif isinstance(decoded, DaysSeen):
+                self._widen(message.partition, decoded)
+            elif self._due(message):
+                work.tick = (message.offset, decoded)
+        except (DecodeError, ValueError) as exc:
+            work.sends.append(self._dead_letter(message, exc))
 
-    def on_contribution(self, visit_id: str, message: ContributionMessage) -> None:
-        entry = message.entry
-        stored = self.entries.get(visit_id)
-        old = VisitEntry.from_json(stored) if stored else None
-        if supersedes(entry, old):
-            self.rollup.replace(old, entry)
-            self.entries[visit_id] = entry.to_json()
-        if message.seen:
-            self._widen_days(message.seen.isoformat())
+    def _entries(self, partition: int, message: ScopeEntries) -> None:
+        scope = message.scope
+        if scope_partition(scope, self.partitions) != partition:
+            raise ValueError(f"entries of {scope} on partition {partition}")
+        owned = partition in self.owned
+        for visit_id, entry in message.entries:
+            key = _entry_key(scope, visit_id)
+            stored = self.entries.get(key)
+            old = decode(stored, VisitEntry) if stored else None
+            if supersedes(entry, old):
+                self.entries.put(key, encode(entry), partition)
+                if owned:
+                    self.rollup.replace(scope, old, entry)
 
-    def _widen_days(self, seen: str) -> None:
-        known = self.days.get("range")
-        widened = [seen, seen] if not known else [min(known[0], seen), max(known[1], seen)]
+    def _widen(self, partition: int, seen: DaysSeen) -> None:
+        known = self._known_days(partition)
+        widened = seen if known is None else DaysSeen(min(known.first, seen.first),
+                                                      max(known.last, seen.last))  # fmt: skip
         if widened != known:
-            self.days["range"] = widened
+            self.days.put(_days_key(partition), encode(widened), partition)
 
-    def _range(self, tick: Tick) -> tuple[date, date] | None:
-        seen = self.days.get("range")
-        if not seen:
-            return None
-        # live: today; event: the latest day seen
-        clock = tick.clock or date.fromisoformat(seen[1])
-        return date.fromisoformat(seen[0]), clock
+    def _known_days(self, partition: int) -> DaysSeen | None:
+        stored = self.days.get(_days_key(partition))
+        known: DaysSeen | None = decode(stored, DaysSeen) if stored else None
+        return known
 
-    async def on_tick(self, tick: Tick) -> None:
-        computed = self._range(tick)
-        if computed is None:
+    def _due(self, message: Any) -> bool:
+        """Whether a tick computes. At the head of the topic every tick does. With a
+        backlog waiting, computing at most every COMPUTE_COST_FACTOR times its own cost
+        keeps the time on contributions; the tick at the head computes everything."""
+        owned = self.owned.get(message.partition)
+        if owned is None:
+            return False
+        return _backlog(self.app, message.tp, message.offset) <= 0 or (
+            time.monotonic() >= owned.next_compute
+        )
+
+    def _dead_letter(self, message: Any, exc: BaseException) -> Any:
+        source = f"{message.topic}/{message.partition}/{message.offset}"
+        why = Rejection(
+            Reason.UNDECODABLE_MESSAGE, "", f"not a stage-2 message: {type(exc).__name__}"
+        )
+        log.warning("stage2.undecodable", source=source, error=type(exc).__name__)
+        return self.topics.dlq.send(
+            key=message.key, value=message.value or b"", headers=why.dlq_headers(source),
+            timestamp=message.timestamp, force=True,
+        )  # fmt: skip
+
+    # --- owning partitions -----------------------------------------------------------------
+
+    def _reconcile(self) -> None:
+        """After a rebalance: give up the scopes of partitions another worker owns now,
+        and build the scopes of partitions this one took on, from their entries."""
+        if self.reconciled == self.generation:
             return
-        first, clock = computed
-        if self.range != computed:
-            grew_back = self.range is None or first < self.range[0]
-            self.rollup.mark_all(first if grew_back or self.range is None else self.range[1])
-            self.range = computed
-        now = datetime.now(UTC)
-        if await self._emit_indicators(first, clock, now):
-            await self._evaluate_alerts(clock, now)
-
-    async def _emit_indicators(self, first: date, clock: date, now: datetime) -> int:
-        sent = 0
-        for scope, value in self.rollup.changed_values(first, clock):
-            row = IndicatorValue.model_validate(
-                {"municipality": scope, **asdict(value), "computed_at": now}
+        self.reconciled = self.generation
+        assigned = {tp.partition for tp in self.app.consumer.assignment()
+                    if tp.topic == self.topics.contributions.get_topic_name()}  # fmt: skip
+        for partition in set(self.owned) - assigned:
+            for scope in self.owned.pop(partition).scopes:
+                self.rollup.drop(scope)
+        taken = {p: _scopes_of(p, self.partitions) for p in assigned - set(self.owned)}
+        for scope, entries in self._entries_of({s for scopes in taken.values() for s in scopes}):
+            self.rollup.build(scope, entries)
+        for partition, scopes in taken.items():
+            self.owned[partition] = Partition(scopes)
+        if taken:
+            log.info(
+                "stage2.took_on", partitions=sorted(taken), scopes=sum(map(len, taken.values()))
             )
-            await self.topics.indicators.send(
-                key=scope.encode(), value=row.model_dump_json().encode()
-            )
-            sent += 1
-        return sent
 
-    async def _evaluate_alerts(self, clock: date, now: datetime) -> None:
-        for municipality in MUNICIPALITIES:
+    def _entries_of(self, scopes: set[str]) -> Iterator[tuple[str, list[VisitEntry]]]:
+        found: dict[str, list[VisitEntry]] = {scope: [] for scope in scopes}
+        for key, value in self.entries.items():
+            scope = key.split(b"|", 1)[0].decode()
+            if scope in found and value:
+                found[scope].append(decode(value, VisitEntry))
+        yield from found.items()
+
+    # --- computing ---------------------------------------------------------------------------
+
+    async def _compute(self, partition: int, offset: int, tick: Tick) -> None:
+        started = time.monotonic()
+        owned = self.owned[partition]
+        span = self._span(partition, tick)
+        if span is not None:
+            first, clock = span
+            if owned.computed != span:
+                earlier = owned.computed is None or first < owned.computed[0]
+                since = first if earlier or owned.computed is None else owned.computed[1]
+                self.rollup.mark_all(since, owned.scopes)
+                owned.computed = span
+            await self._emit(owned, first, clock, offset)
+        self.progress.put(progress_key(partition), str(offset + 1).encode(), partition)
+        self.stats.settled[partition] = offset + 1
+        cost = time.monotonic() - started
+        owned.next_compute = started + max(COMPUTE_COST_FACTOR * cost, COMPUTE_MIN_SECONDS)
+
+    def _span(self, partition: int, tick: Tick) -> tuple[date, date] | None:
+        known = self._known_days(partition)
+        if known is None:
+            return None
+        return known.first, tick.clock or known.last  # live: today; event: the latest day seen
+
+    async def _emit(self, owned: Partition, first: date, clock: date, offset: int) -> None:
+        now = datetime.now(UTC)  # shown as computed_at only; versions are offsets
+        rows = [
+            IndicatorValue(
+                municipality=scope,
+                indicator=value.indicator,
+                window_days=value.window_days,
+                as_of=value.as_of,
+                numerator=value.numerator,
+                denominator=value.denominator,
+                value=value.value,
+                computed_at=now,
+                version=offset,
+            )
+            for scope, value in self.rollup.changed_values(first, clock, owned.scopes)
+        ]
+        sends = [
+            self.topics.indicators.send(value=encode(IndicatorValues(part)), force=True)
+            for part in chunks(rows, ROWS_PER_MESSAGE)
+        ]
+        alerts = self._alerts(owned, clock, now) if rows else []
+        sends += [
+            self.topics.alerts.send(
+                key=alert.municipality.encode(), value=encode(alert), force=True
+            )
+            for alert, _ in alerts
+        ]
+        await delivered(sends)
+        for alert, partition in alerts:
+            self._record(alert, partition)
+
+    def _alerts(self, owned: Partition, clock: date, now: datetime) -> list[tuple[Alert, int]]:
+        found = []
+        for municipality in owned.scopes:
+            if municipality == ALL_KOSOVO:
+                continue
             for indicator, target in self.targets.for_municipality(municipality).items():
                 value = self.rollup.value_at(municipality, indicator, ALERT_WINDOW, clock)
-                if value is not None:
-                    await self._transition(municipality, indicator, target, value, now)
+                alert = self._transition(municipality, indicator, target, value, now)
+                if alert is not None:
+                    found.append((alert, scope_partition(municipality, self.partitions)))
+        return found
 
-    async def _transition(
-        self, municipality: str, indicator: str, target: Target, value: Value, now: datetime
-    ) -> None:
-        key = f"{municipality}|{indicator}"
-        state = self.alert_states.get(key) or {"raised": False, "seq": 0, "alert": None}
+    def _transition(
+        self, municipality: str, indicator: str, target: Target, value: Value | None,
+        now: datetime,
+    ) -> Alert | None:  # fmt: skip
+        if value is None:
+            return None
+        last = self._last_alert(municipality, indicator)
+        raised = last is not None and last.state == "raised"
         reading = Reading(value.value, value.denominator)
-        change = next_state(indicator, target, reading, state["raised"], self.targets)
+        change = next_state(indicator, target, reading, raised, self.targets)
         if change is None:
-            return
-        alert = Alert(
+            return None
+        return Alert(
             municipality=municipality, indicator=indicator, window_days=ALERT_WINDOW,
-            seq=state["seq"] + 1, state=change, value=value.value, target=target.bound,
-            denominator=value.denominator, as_of=value.as_of, emitted_at=now,
+            seq=(last.seq if last else 0) + 1, state=change, value=value.value,
+            target=target.bound, denominator=value.denominator, as_of=value.as_of,
+            emitted_at=now,
         )  # fmt: skip
-        self.alert_states[key] = {
-            "raised": change == "raised", "seq": alert.seq, "alert": alert.model_dump(mode="json"),
-        }  # fmt: skip
-        await self._send_alert(alert)
 
-    async def _send_alert(self, alert: Alert) -> None:
-        await self.topics.alerts.send(
-            key=alert.municipality.encode(), value=alert.model_dump_json().encode()
-        )
+    def _last_alert(self, municipality: str, indicator: str) -> Alert | None:
+        stored = self.alert_states.get(f"{municipality}|{indicator}".encode())
+        last: Alert | None = decode(stored, Alert) if stored else None
+        return last
+
+    def _record(self, alert: Alert, partition: int) -> None:
+        key = f"{alert.municipality}|{alert.indicator}".encode()
+        self.alert_states.put(key, encode(alert), partition)
+
+
+def _scopes_of(partition: int, partitions: int) -> tuple[str, ...]:
+    return tuple(s for s in SCOPES if scope_partition(s, partitions) == partition)
 
 
 def _backlog(app: faust.App, tp: Any, offset: int) -> int:
@@ -169,42 +320,12 @@ def _backlog(app: faust.App, tp: Any, offset: int) -> int:
     return max(int(highwater) - offset - 1, 0) if highwater is not None else 0
 
 
-def _visit_id(event: EventT[Any]) -> str:
-    if not isinstance(event.key, bytes):
-        raise StreamError("a contribution without its visit_id as the key")
-    return event.key.decode()
-
-
-def wire_indicators(
-    app: faust.App, topics: StageTopics, targets: Targets, stats: StreamStats, *,
-    tick_seconds: float, live_clock: bool,
-) -> IndicatorStage:  # fmt: skip
-    stage = IndicatorStage(app, topics, targets)
-
-    @app.on_rebalance_complete.connect
-    def on_rebalance(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        stage.generation += 1
-
-    async def handle(event: EventT[Any]) -> None:
-        await stage.rebuild_if_needed()
-        message = STAGE_TWO_ADAPTER.validate_json(event.value)
-        if isinstance(message, Tick):
-            offset = event.message.offset
-            if stage.due(_backlog(app, event.message.tp, offset)):
-                await stage.compute(message, offset)
-                stats.settled_position = offset + 1
-        else:
-            stage.on_contribution(_visit_id(event), message)
-
-    durable_agent(app, topics.contributions, "indicators", handle)
-
-    @app.timer(tick_seconds, on_leader=True)  # type: ignore[untyped-decorator]  # faust's timer is untyped
-    async def tick() -> None:
-        # Ticks go through the topic so that stage 2 computes inside an event, where its
-        # tables may be written, and in order with the contributions before them.
-        clock = datetime.now(LOCAL_TZ).date() if live_clock else None
-        await topics.contributions.send(
-            key=b"tick", value=Tick(clock=clock).model_dump_json().encode()
-        )
-
-    return stage
+def send_ticks(topics: StageTopics, partitions: int, live_clock: bool) -> list[Any]:
+    """A tick to every stage-2 partition: they go through the topic so that stage 2
+    computes inside an event, in order with the entries before it."""
+    clock = datetime.now(LOCAL_TZ).date() if live_clock else None
+    message = encode(Tick(clock))
+    return [
+        topics.contributions.send(key=b"tick", value=message, partition=p, force=True)
+        for p in range(partitions)
+    ]

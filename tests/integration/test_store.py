@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime
 
 from hypothesis import HealthCheck, given, settings
@@ -11,7 +12,8 @@ from sinks.migrations import load_migrations, migrate
 from sinks.schema import DEAD_LETTER_COLUMNS, DEAD_LETTERS, VISIT_COLUMNS, VISITS
 from sinks.store import Store
 
-NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+# Recent: dead letters older than the retention (90 days) are dropped by the store.
+NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def test_migrations_apply_once(store: Store) -> None:
@@ -24,8 +26,10 @@ def test_migrations_apply_once(store: Store) -> None:
     assert [row["version"] for row in versions] == [m.version for m in load_migrations("x")]
 
 
-def _dead_letter(payload: bytes, source: str) -> tuple[object, ...]:
-    return (NOW, "not_json", "", "payload: not valid JSON", payload, source)
+def _dead_letter(
+    payload: bytes, source: str, detail: str = "payload: not valid JSON"
+) -> tuple[object, ...]:
+    return (NOW, "not_json", "", detail, payload, source, hashlib.sha256(payload).digest(), 0)
 
 
 @settings(
@@ -34,8 +38,7 @@ def _dead_letter(payload: bytes, source: str) -> tuple[object, ...]:
 @given(payload=st.binary(max_size=300), detail=st.text(max_size=50))
 def test_any_bytes_and_text_round_trip(store: Store, payload: bytes, detail: str) -> None:
     source = f"test/{payload.hex()[:40]}/{len(payload)}/{detail.encode().hex()[:40]}"
-    row = (NOW, "not_json", "", detail, payload, source)
-    store.insert(DEAD_LETTERS, DEAD_LETTER_COLUMNS, [row])
+    store.insert(DEAD_LETTERS, DEAD_LETTER_COLUMNS, [_dead_letter(payload, source, detail)])
     got = store.query(
         f"SELECT hex(payload) AS h, detail FROM {store.table(DEAD_LETTERS)} FINAL "
         f"WHERE source = '{source}'"

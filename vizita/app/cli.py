@@ -185,24 +185,29 @@ def worker(  # noqa: PLR0917  # click passes every option positionally
     store = None
     if not no_sink:
         store = open_store(settings.store_url.get_secret_value(), settings.database)
-        migrate(store)
+        migrate(store, settings.dead_letter_retention_days)
     ensure_pipeline_topics(settings)
     asyncio.run(_run_worker(Pipeline(settings, store, targets), exit_when_done=exit_when_done))
 
 
 async def _run_worker(pipeline: Any, *, exit_when_done: bool) -> None:
+    """Until SIGINT or SIGTERM (or, with exit_when_done, until all is stored); a part
+    that fails stops the worker with WorkerFailed: one line and a non-zero exit."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await pipeline.start()
     try:
-        waits = [asyncio.create_task(stop.wait())]
+        waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(pipeline.failed())]
         if exit_when_done:
-            waits.append(asyncio.create_task(pipeline.wait_until_stored({})))
-        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            waits.append(asyncio.ensure_future(pipeline.wait_until_stored({})))
+        done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
+        failure = waits[1]
+        if failure in done:
+            raise failure.result()
     finally:
         await pipeline.stop()
 
@@ -258,7 +263,7 @@ def _store(ctx: click.Context, store_url: str | None) -> Iterator[Any]:
     settings = _start(ctx, store_url=store_url)
     store = open_store(settings.store_url.get_secret_value(), settings.database)
     try:
-        migrate(store)
+        migrate(store, settings.dead_letter_retention_days)
         yield store
     finally:
         store.close()
@@ -327,7 +332,7 @@ def report(ctx: click.Context, report_path: Path | None, store_url: str | None) 
     targets = load_targets(settings.targets_file)
     store = open_store(settings.store_url.get_secret_value(), settings.database)
     try:
-        migrate(store)
+        migrate(store, settings.dead_letter_retention_days)
         page = build_report(store, targets, datetime.now(LOCAL_TZ))
     finally:
         store.close()

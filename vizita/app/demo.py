@@ -116,7 +116,7 @@ def run_demo(settings: Settings, *, duration: float | None, history_days: int) -
     settings = settings.model_copy(update={"clock": "event"})
     targets = load_targets(settings.targets_file)
     store = open_store(settings.store_url.get_secret_value(), settings.database)
-    migrate(store)
+    migrate(store, settings.dead_letter_retention_days)
     yesterday = datetime.now(LOCAL_TZ).date() - timedelta(days=1)
     config = SimulationConfig.ending_on(yesterday, days=history_days)
     stop = threading.Event()

@@ -61,7 +61,7 @@ async def _run(
         topic = settings.topic(TOPIC_VISITS)
         before = await asyncio.to_thread(end_offsets, bootstrap_of(settings), topic)
         read = await asyncio.to_thread(publish, read_lines(path), bootstrap_of(settings), topic)
-        await pipeline.wait_until_stored(before)
+        await pipeline.until_stored_or_failed(before)
     finally:
         await pipeline.stop()
     return read, dict(pipeline.running.stats.counts)
@@ -75,7 +75,7 @@ def replay(
     settings = settings.model_copy(update={"clock": "event"})
     targets = targets or load_targets(settings.targets_file)
     started = time.monotonic()
-    migrate(store)
+    migrate(store, settings.dead_letter_retention_days)
     ensure_pipeline_topics(settings)
     read, counts = asyncio.run(_run(settings, targets, store, path))
     valid = counts.get("valid", 0) + counts.get("duplicate", 0)

@@ -3,13 +3,17 @@
 `vizita worker` runs it until stopped; `vizita replay` and `vizita demo` run it and
 watch it. Extra workers (`vizita worker --no-sink`) add stream capacity; the sink runs
 where the store is.
+
+Every part is supervised: `failed()` answers when a stage, the Faust app or the sink
+stops on a fault it cannot absorb, and the caller then stops the whole worker loudly
+(`WorkerFailed`), so that systemd, compose or Kubernetes restarts it. Nothing a stage
+has not finished is committed, so the restart takes up where the fault struck.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +24,7 @@ from sinks.kafka_sink import KafkaSink
 from sinks.lag import record_consumer_lag
 from sinks.store import Store
 from streams.runtime.app import Streams
+from vizita.app.errors import AppError
 from vizita.contract.settings import Settings
 from vizita.contract.targets import Targets, load_targets
 from vizita.contract.topics import (
@@ -34,6 +39,12 @@ log = structlog.get_logger(__name__)
 
 LAG_EVERY_SECONDS = 30.0
 WAITING_LOG_SECONDS = 10.0
+#: how long stopping may take before the worker gives up on a clean stop
+STOP_SECONDS = 30.0
+
+
+class WorkerFailed(AppError):
+    """A part of the worker stopped on a fault it cannot absorb."""
 
 
 @dataclass
@@ -72,14 +83,51 @@ class Pipeline:
                 log.warning("lag.not_recorded", error=repr(exc))
             await asyncio.sleep(LAG_EVERY_SECONDS)
 
+    async def failed(self) -> WorkerFailed:
+        """Until a part fails; then what failed, as the error to stop the worker with."""
+        watched: list[asyncio.Future[Any]] = [asyncio.ensure_future(self.running.wait_failed())]
+        if self._sink_task is not None:
+            watched.append(self._sink_task)
+        done, pending = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            if task is not self._sink_task:
+                task.cancel()
+        finished = done.pop()
+        if finished is self._sink_task:
+            exc = finished.exception() if not finished.cancelled() else None
+            where, why = "sink", exc or RuntimeError("the sink stopped")
+        else:
+            where, why = finished.result()
+        log.error("worker.failed", part=where, error=repr(why), exc_info=why)
+        return WorkerFailed(f"{where} failed: {why!r}")
+
+    async def until_stored_or_failed(self, before: dict[int, int]) -> None:
+        """`wait_until_stored`, unless a part fails first: then WorkerFailed."""
+        stored = asyncio.ensure_future(self.wait_until_stored(before))
+        failure = asyncio.ensure_future(self.failed())
+        done, _ = await asyncio.wait({stored, failure}, return_when=asyncio.FIRST_COMPLETED)
+        if stored in done:
+            failure.cancel()
+            stored.result()
+            return
+        stored.cancel()
+        raise failure.result()
+
     async def stop(self) -> None:
+        """Stop every part, within STOP_SECONDS (WorkerFailed if that was not enough)."""
+        try:
+            await asyncio.wait_for(self._stop(), STOP_SECONDS)
+        except TimeoutError as exc:
+            raise WorkerFailed(f"did not stop within {STOP_SECONDS:.0f} s") from exc
+
+    async def _stop(self) -> None:
         if self._lag_task is not None:
             self._lag_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._lag_task
         if self.sink is not None and self._sink_task is not None:
             self.sink.stop()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(Exception, asyncio.CancelledError):  # failed() said why
                 await self._sink_task
         if self.streams is not None:
             await self.streams.stop()
@@ -134,23 +182,30 @@ class Pipeline:
             await asyncio.sleep(poll)
 
     async def _settle_stage2(self, poll: float) -> None:
-        """Until a tick after everything stage 1 sent has been processed: that tick
-        computed it all (here, or in the worker that owns stage 2's partition)."""
+        """Until, on every stage-2 partition, a tick after everything stage 1 sent has
+        been processed: that tick computed it all (here, or in the worker that owns the
+        partition)."""
         stats = self.running.stats
-        end = sum((await self._ends(TOPIC_VISIT_CONTRIBUTIONS)).values())
-        while stats.settled_position < end:
-            settled = await self._settled_elsewhere()
-            if settled > end:
+        ends = await self._ends(TOPIC_VISIT_CONTRIBUTIONS)
+        while True:
+            behind = {p: end for p, end in ends.items() if stats.settled.get(p, 0) < end}
+            if behind:
+                elsewhere = await self._settled_elsewhere(behind)
+                behind = {p: end for p, end in behind.items() if elsewhere.get(p, 0) < end}
+            if not behind:
                 break
-            self._waiting("stage2", end=end, settled=max(settled, stats.settled_position))
+            self._waiting("stage2", behind=behind, settled=dict(stats.settled))
             await asyncio.sleep(poll)
         await self.running.flush()
 
-    async def _settled_elsewhere(self) -> int:
-        """Stage 2's settled position as its owner wrote it (maybe another worker)."""
-        topic = self.running.progress_topic
-        value = await asyncio.to_thread(last_value, bootstrap_of(self.settings), topic)
-        return int(json.loads(value)) if value else 0
+    async def _settled_elsewhere(self, partitions: dict[int, int]) -> dict[int, int]:
+        """Stage 2's settled positions as their owners wrote them (maybe other workers)."""
+        topic, bootstrap = self.running.progress_topic, bootstrap_of(self.settings)
+        settled = {}
+        for partition in partitions:
+            value = await asyncio.to_thread(last_value, bootstrap, topic, partition)
+            settled[partition] = int(value) if value else 0
+        return settled
 
     async def wait_until_stored(self, before: dict[int, int], poll: float = 0.5) -> None:
         """Wait until every `visits` message past `before` is processed, its indicators

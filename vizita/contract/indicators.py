@@ -37,6 +37,19 @@ COUNT_INDICATORS: Final[frozenset[str]] = frozenset(
     name for name, kind in KINDS.items() if kind is Kind.COUNT
 )
 
+#: the conditions of SPEC §3 that an effective visit may meet, each a numerator or a
+#: denominator of an indicator (streams.indicators decides them; they travel as bits)
+CONDITIONS: Final[tuple[str, ...]] = (
+    "effective",  # every effective visit (the denominator of missed_visit_rate)
+    "completed",
+    "missed",
+    "imm_den", "imm_num",  # child 0-23 months; and immunisation counselled
+    "bf_den", "bf_num",  # child 0-5 months; and breastfeeding
+    "mh_den", "mh_num",  # pregnant or prenatal/newborn visit; and maternal health
+    "es_den", "es_num",  # a child; and early stimulation
+    "ref_den", "ref_num",  # a risk flag; and at least one referral
+)  # fmt: skip
+
 IndicatorName = Annotated[
     str,
     one_of(frozenset(INDICATORS), "indicators of SPEC §3"),

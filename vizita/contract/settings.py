@@ -34,7 +34,13 @@ class Settings(BaseSettings):
     kafka_bootstrap: str | None = None
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]*$")
     app_id: str = Field(default="vizita", pattern=r"^[A-Za-z0-9_.-]+$")
+    # Of every topic the project creates: stage 1 scales with the first, stage 2 spreads
+    # its 39 scopes over them. Replication 1 fits one broker; 3 is usual on a cluster.
     partitions: int = Field(default=4, ge=1, le=256)
+    replication_factor: int = Field(default=1, ge=1, le=16)
+    # Stages take events in batches of at most this many, waiting at most this long.
+    batch_events: int = Field(default=1000, ge=1, le=100_000)
+    batch_seconds: float = Field(default=0.05, gt=0, le=10)
     # Store: chdb:///abs/path (embedded) or clickhouse://user:pw@host:9000/vizita.
     store_url: SecretStr = SecretStr(f"chdb://{DEFAULT_DATA_DIR / 'store'}")
     database: str = Field(default="vizita", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -45,6 +51,8 @@ class Settings(BaseSettings):
     sink_batch_rows: int = Field(default=5000, ge=1)
     sink_batch_seconds: float = Field(default=0.5, gt=0)
     store_retry_max_seconds: float = Field(default=30.0, gt=0)
+    # Dead letters and store rejects may hold what a form added (a name): kept this long.
+    dead_letter_retention_days: int = Field(default=90, ge=1, le=3650)
     # The clock day (SPEC §2): "live" = today's local date, advancing at midnight;
     # "event" = the latest local day of any valid upsert (what `vizita replay` uses).
     clock: Literal["live", "event"] = "live"

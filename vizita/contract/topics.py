@@ -5,8 +5,9 @@ A deployment may prefix every name (`Settings.topic`); tests use a unique prefix
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Final
+
+from vizita.contract.municipalities import SCOPES
 
 # SPEC §1, §4: the visits in, their dead letters, and the pipeline's results.
 TOPIC_VISITS: Final = "visits"
@@ -19,20 +20,21 @@ TOPIC_VISITS_EFFECTIVE: Final = "visits-effective"
 # → stage 2).
 TOPIC_VISIT_CONTRIBUTIONS: Final = "visit-contributions"
 
-#: topic -> its partitions; None: the settings' `partitions`. Stage 2 reads one
-#: partition: the day range and `ALL` need every visit in one place (README).
-TOPIC_PARTITIONS: Final[Mapping[str, int | None]] = {
-    TOPIC_VISITS: None,
-    TOPIC_VISITS_DLQ: None,
-    TOPIC_VISITS_EFFECTIVE: None,
-    TOPIC_VISIT_CONTRIBUTIONS: 1,
-    TOPIC_INDICATORS: None,
-    TOPIC_ALERTS: None,
-}
+#: every topic of the pipeline; each has the settings' `partitions`
+TOPICS: Final = (
+    TOPIC_VISITS, TOPIC_VISITS_DLQ, TOPIC_VISITS_EFFECTIVE, TOPIC_VISIT_CONTRIBUTIONS,
+    TOPIC_INDICATORS, TOPIC_ALERTS,
+)  # fmt: skip
 #: what the stream's consumer group reads (stage 1, stage 2)
 STREAM_TOPICS: Final = (TOPIC_VISITS, TOPIC_VISIT_CONTRIBUTIONS)
 #: what the sink writes to the store
 SINK_TOPICS: Final = (TOPIC_VISITS_EFFECTIVE, TOPIC_VISITS_DLQ, TOPIC_INDICATORS, TOPIC_ALERTS)
+
+
+def scope_partition(scope: str, partitions: int) -> int:
+    """The `visit-contributions` partition of a scope (a municipality, or ALL): stage 2
+    computes a scope where its entries are, so every message for it goes there."""
+    return SCOPES.index(scope) % partitions
 
 
 def stream_group(app_id: str) -> str:

@@ -47,6 +47,10 @@ class Reason(enum.StrEnum):
     TOO_MANY_ITEMS = "too_many_items"
     OUT_OF_RANGE = "out_of_range"
     OCCURRED_AFTER_SUBMITTED = "occurred_after_submitted"
+    # Not the payload's fault: the pipeline could not handle it or pass it on.
+    INTERNAL_ERROR = "internal_error"  # handling a valid event failed twice
+    UNDECODABLE_MESSAGE = "undecodable_message"  # an internal topic's message is no message
+    STORE_REFUSED = "store_refused"  # the store refused a row for good
 
 
 @dataclass(frozen=True, slots=True)

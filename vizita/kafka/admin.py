@@ -13,7 +13,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from vizita.contract.settings import Settings
-from vizita.contract.topics import TOPIC_PARTITIONS
+from vizita.contract.topics import TOPICS
 from vizita.kafka.errors import KafkaUnreachable
 
 log = structlog.get_logger(__name__)
@@ -61,13 +61,15 @@ def answers(bootstrap: str, timeout_ms: int = 2000) -> bool:
     return True
 
 
-def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int) -> None:
+def ensure_topics(
+    bootstrap: str, names: Iterable[str], partitions: int, replication: int = 1
+) -> None:
     """Create the topics that do not exist yet (idempotent)."""
     with _admin(bootstrap) as admin:
         created = []
         for name in sorted(set(names) - set(admin.list_topics())):
             with contextlib.suppress(TopicAlreadyExistsError):  # a racing creator won
-                admin.create_topics([NewTopic(name, partitions, 1)])
+                admin.create_topics([NewTopic(name, partitions, replication)])
                 created.append(name)
     if created:
         log.info("kafka.topics.created", topics=created, partitions=partitions)
@@ -80,11 +82,9 @@ def bootstrap_of(settings: Settings) -> str:
 
 
 def ensure_pipeline_topics(settings: Settings) -> None:
-    """Every topic of the contract, with its partitions."""
-    for name, partitions in TOPIC_PARTITIONS.items():
-        ensure_topics(
-            bootstrap_of(settings), [settings.topic(name)], partitions or settings.partitions
-        )
+    """Every topic of the contract, with the settings' partitions and replication."""
+    names = [settings.topic(name) for name in TOPICS]
+    ensure_topics(bootstrap_of(settings), names, settings.partitions, settings.replication_factor)
 
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:

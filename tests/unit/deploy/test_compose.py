@@ -385,6 +385,7 @@ def test_store_user_writes_with_a_password_from_env(settings: Settings) -> None:
 # The privilege each kind of migration statement needs (CREATE DATABASE, the
 # schema_migrations table, SELECT … FINAL and INSERT are migrate()'s own).
 _PRIVILEGE_OF = {
+    "CREATE OR REPLACE": "DROP TABLE",  # and CREATE TABLE: the table is made anew
     "CREATE TABLE": "CREATE TABLE",
     "CREATE VIEW": "CREATE VIEW",
     "CREATE MATERIALIZED VIEW": "CREATE VIEW",

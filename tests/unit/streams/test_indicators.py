@@ -16,7 +16,7 @@ from streams.indicators import DayBucket, Value, contribution, scope_values, win
 from vizita.contract.codes import OUTCOMES, REFERRALS, RISK_FLAGS, TOPICS, VISIT_TYPES
 from vizita.contract.events import UpsertEvent
 from vizita.contract.indicators import INDICATORS, WINDOWS
-from vizita.contract.messages import Contribution
+from vizita.contract.messages import Contribution, decode, encode
 
 BASE = date(2024, 3, 1)
 SPAN = 40  # contributions fall on BASE .. BASE + SPAN - 1
@@ -63,7 +63,7 @@ def visit(**fields: Any) -> UpsertEvent:
 
 
 def flags(**fields: Any) -> frozenset[str]:
-    return contribution(visit(**fields)).flags
+    return contribution(visit(**fields)).conditions
 
 
 # --- contribution(): one rule of SPEC §3 at a time ------------------------------------------
@@ -73,7 +73,7 @@ def test_a_completed_visit_carries_its_household_and_nurse() -> None:
     item = contribution(visit(household_id="hh-9", nurse_id="n-3"))
     assert item.household_id == "hh-9"
     assert item.nurse_id == "n-3"
-    assert item.flags == {"effective", "completed"}
+    assert item.conditions == {"effective", "completed"}
 
 
 @pytest.mark.parametrize(("age", "eligible"), [(0, True), (1, True), (23, True), (24, False),
@@ -218,16 +218,16 @@ def expected_flags(event: UpsertEvent) -> set[str]:
 @given(event=events)
 def test_contribution_follows_the_table(event: UpsertEvent) -> None:
     item = contribution(event)
-    assert set(item.flags) == expected_flags(event)
+    assert set(item.conditions) == expected_flags(event)
     assert (item.household_id, item.nurse_id) == (event.household_id, event.nurse_id)
-    assert Contribution.from_json(item.to_json()) == item
+    assert decode(encode(item), Contribution) == item
 
 
 # --- DayBucket -------------------------------------------------------------------------------
 
 
 def _distinct(items: list[Contribution]) -> tuple[set[str], set[str]]:
-    done = [i for i in items if "completed" in i.flags]
+    done = [i for i in items if "completed" in i.conditions]
     return {i.household_id for i in done}, {i.nurse_id for i in done}
 
 
@@ -240,7 +240,7 @@ def test_day_bucket_takes_back_what_it_added(items: list[Contribution], data: An
     households, nurses = _distinct(items)
     assert set(bucket.households) == households
     assert set(bucket.nurses) == nurses
-    assert bucket.counts == Counter(flag for item in items for flag in item.flags)
+    assert bucket.counts == Counter(flag for item in items for flag in item.conditions)
 
     # Take back some, in any order: the bucket is the one built from what is left.
     order = data.draw(st.permutations(range(len(items))))
@@ -266,12 +266,8 @@ def test_day_bucket_takes_back_what_it_added(items: list[Contribution], data: An
 
 
 def test_day_bucket_counts_a_household_once_until_its_last_visit_leaves() -> None:
-    first = Contribution(
-        household_id="hh-1", nurse_id="n-1", flags=frozenset({"effective", "completed"})
-    )
-    second = Contribution(
-        household_id="hh-1", nurse_id="n-2", flags=frozenset({"effective", "completed"})
-    )
+    first = Contribution.of("hh-1", "n-1", frozenset({"effective", "completed"}))
+    second = Contribution.of("hh-1", "n-2", frozenset({"effective", "completed"}))
     bucket = DayBucket()
     bucket.add(first)
     bucket.add(second)
@@ -299,8 +295,8 @@ def naive(
             for offset in range(window)
             for item in by_day.get(day - timedelta(days=offset), [])
         ]
-        counted = Counter(flag for item in items for flag in item.flags)
-        done = [item for item in items if "completed" in item.flags]
+        counted = Counter(flag for item in items for flag in item.conditions)
+        done = [item for item in items if "completed" in item.conditions]
         households = len({item.household_id for item in done})
         nurses = len({item.nurse_id for item in done})
         rows.append(Value("visits_completed", window, day, len(done), None, float(len(done))))
@@ -326,10 +322,10 @@ def buckets_of(by_day: dict[date, list[Contribution]]) -> dict[date, DayBucket]:
 
 
 contributions = st.builds(
-    Contribution,
-    household_id=st.sampled_from(["hh-1", "hh-2", "hh-3", "hh-4"]),
-    nurse_id=st.sampled_from(["n-1", "n-2", "n-3"]),
-    flags=st.frozensets(
+    Contribution.of,
+    st.sampled_from(["hh-1", "hh-2", "hh-3", "hh-4"]),
+    st.sampled_from(["n-1", "n-2", "n-3"]),
+    st.frozensets(
         st.sampled_from(sorted({f for pair in RATIO_FLAGS.values() for f in pair} | {"completed"}))
     ).map(lambda fs: fs | {"effective"}),
 ) | events.map(contribution)

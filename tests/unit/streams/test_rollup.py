@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from streams.indicators import DayBucket, Value, window_values
 from streams.rollup import Rollup, supersedes
-from vizita.contract.indicators import INDICATORS, WINDOWS
-from vizita.contract.messages import Contribution, VisitEntry
+from vizita.contract.indicators import CONDITIONS, INDICATORS, WINDOWS
+from vizita.contract.messages import Contribution, VisitEntry, decode, encode
 from vizita.contract.municipalities import ALL_KOSOVO, MUNICIPALITIES, SCOPES
 
 BASE = date(2024, 3, 1)
@@ -33,7 +33,28 @@ Row = tuple[int, int | None, float | None]
 
 
 def contribution_of(household: str, nurse: str, flags: frozenset[str]) -> Contribution:
-    return Contribution(household_id=household, nurse_id=nurse, flags=flags)
+    return Contribution.of(household, nurse, flags)
+
+
+def country() -> Rollup:
+    """A rollup that owns every scope, as one worker holding every partition."""
+    rollup = Rollup()
+    for scope in SCOPES:
+        rollup.build(scope, [])
+    rollup.dirty.clear()
+    return rollup
+
+
+def replace(rollup: Rollup, old: VisitEntry | None, new: VisitEntry) -> None:
+    """A visit's entry changed, in every scope it was or is in (as stage 1 sends it)."""
+    for scope in {ALL_KOSOVO, *(e.municipality for e in (old, new) if e and e.municipality)}:
+        rollup.replace(scope, old, new)
+
+
+def rebuild(rollup: Rollup, entries: Any) -> None:
+    final = list(entries)
+    for scope in SCOPES:
+        rollup.build(scope, final)
 
 
 def visit_entry(
@@ -92,10 +113,10 @@ def all_rows(rollup: Rollup, scopes: tuple[str, ...] = SCOPES) -> dict[Key, Row]
 # --- strategies --------------------------------------------------------------------------------
 
 contributions = st.builds(
-    Contribution,
-    household_id=st.sampled_from(["hh-1", "hh-2", "hh-3", "hh-4"]),
-    nurse_id=st.sampled_from(["n-1", "n-2", "n-3"]),
-    flags=st.frozensets(st.sampled_from(FLAGS)).map(lambda fs: fs | {"effective"}),
+    contribution_of,
+    st.sampled_from(["hh-1", "hh-2", "hh-3", "hh-4"]),
+    st.sampled_from(["n-1", "n-2", "n-3"]),
+    st.frozensets(st.sampled_from(FLAGS)).map(lambda fs: fs | {"effective"}),
 )
 days = st.integers(0, SPAN - 1).map(lambda n: BASE + timedelta(days=n))
 places = st.sampled_from(PLACES)
@@ -131,10 +152,10 @@ entries = st.builds(
     day=st.none() | st.dates(date(1900, 1, 1), date(2999, 12, 31)),
     contribution=st.none()
     | st.builds(
-        Contribution,
-        household_id=st.text("abcXYZ019_.:-", min_size=1, max_size=64),
-        nurse_id=st.text("abcXYZ019_.:-", min_size=1, max_size=64),
-        flags=st.frozensets(st.sampled_from(FLAGS)).map(lambda fs: fs | {"effective"}),
+        contribution_of,
+        st.text("abcXYZ019_.:-", min_size=1, max_size=64),
+        st.text("abcXYZ019_.:-", min_size=1, max_size=64),
+        st.frozensets(st.sampled_from(FLAGS)).map(lambda fs: fs | {"effective"}),
     ),
 )
 
@@ -155,17 +176,16 @@ def test_supersedes_is_last_writer_wins_by_version() -> None:
 @settings(max_examples=200, deadline=None, database=None)
 @given(item=entries)
 def test_entry_survives_the_changelog(item: VisitEntry) -> None:
-    stored = json.loads(json.dumps(item.to_json()))
-    assert VisitEntry.from_json(stored) == item
-    assert VisitEntry.from_json(stored).to_json() == item.to_json()
+    stored = encode(item)
+    assert decode(stored, VisitEntry) == item
+    assert encode(decode(stored, VisitEntry)) == stored
 
 
 def test_entry_json_by_example() -> None:
     item = entry(3, "peje", date(2024, 2, 29), done("hh-1", "n-2", "imm_den"))
-    assert item.to_json() == [
-        [3], "peje", "2024-02-29", ["hh-1", "n-2", ["completed", "effective", "imm_den"]],
-    ]  # fmt: skip
-    assert VisitEntry.from_json([[4], None, None, None]) == visit_entry((4,), None, None, None)
+    bits = sum(1 << CONDITIONS.index(name) for name in ("completed", "effective", "imm_den"))
+    assert json.loads(encode(item)) == [[3], "peje", "2024-02-29", ["hh-1", "n-2", bits]]
+    assert decode(b"[[4],null,null,null]", VisitEntry) == visit_entry((4,), None, None, None)
 
 
 # --- order does not matter ---------------------------------------------------------------------
@@ -177,14 +197,14 @@ def test_any_order_with_repeats_reaches_the_rebuilt_state(
     case: tuple[dict[str, list[VisitEntry]], list[tuple[str, int]]], ticks: set[int]
 ) -> None:
     visits, arrivals = case
-    rollup = Rollup()
+    rollup = country()
     stored: dict[str, VisitEntry] = {}
     sent: dict[Key, Row] = {}
     for step, (visit_id, index) in enumerate(arrivals):
         new = visits[visit_id][index]
         old = stored.get(visit_id)
         if supersedes(new, old):
-            rollup.replace(old, new)
+            replace(rollup, old, new)
             stored[visit_id] = new
         if step in ticks:  # stage 2 computes between arrivals now and then
             sent.update(drain(rollup))
@@ -192,8 +212,8 @@ def test_any_order_with_repeats_reaches_the_rebuilt_state(
 
     final = {visit_id: versions[-1] for visit_id, versions in visits.items()}
     assert stored == final
-    rebuilt = Rollup()
-    rebuilt.rebuild(final.values())
+    rebuilt = country()
+    rebuild(rebuilt, final.values())
     assert live_buckets(rollup) == live_buckets(rebuilt)
     expected = drain(rebuilt)
     # Stage 2 marks everything on its first tick so that the empty rows go out too;
@@ -222,20 +242,20 @@ def test_marked_all_then_applied_in_any_order_sends_what_a_rebuild_sends(seed: i
     }  # fmt: skip
     arrivals = [(v, i) for v, versions in visits.items() for i in range(len(versions))] * 2
     rng.shuffle(arrivals)
-    rollup = Rollup()
+    rollup = country()
     rollup.mark_all()
     stored: dict[str, VisitEntry] = {}
     sent = drain(rollup)
     for step, (visit_id, index) in enumerate(arrivals):
         new = visits[visit_id][index]
         if supersedes(new, stored.get(visit_id)):
-            rollup.replace(stored.get(visit_id), new)
+            replace(rollup, stored.get(visit_id), new)
             stored[visit_id] = new
         if step % 15 == 0:
             sent.update(drain(rollup))
     sent.update(drain(rollup))
-    rebuilt = Rollup()
-    rebuilt.rebuild(versions[-1] for versions in visits.values())
+    rebuilt = country()
+    rebuild(rebuilt, [versions[-1] for versions in visits.values()])
     assert sent == drain(rebuilt)
 
 
@@ -243,8 +263,8 @@ def test_marked_all_then_applied_in_any_order_sends_what_a_rebuild_sends(seed: i
 
 
 def _seeded() -> Rollup:
-    rollup = Rollup()
-    rollup.rebuild([
+    rollup = country()
+    rebuild(rollup, [
         entry(1, "prizren", BASE + timedelta(days=2), done("hh-1")),
         entry(1, "peje", BASE + timedelta(days=5), done("hh-2", "n-2", "imm_den", "imm_num")),
         entry(2, "peje", BASE + timedelta(days=9), None),
@@ -261,7 +281,7 @@ def test_a_rebuild_sends_every_row_once_then_nothing() -> None:
     rollup.mark_all()  # recomputed, but equal to what was sent
     assert drain(rollup) == {}
     # A rebuild forgets what was sent: everything goes out again.
-    rollup.rebuild([])
+    rebuild(rollup, [])
     assert len(drain(rollup)) == len(rows)
 
 
@@ -269,7 +289,7 @@ def test_one_new_visit_changes_only_its_scopes_and_windows() -> None:
     rollup = _seeded()
     drain(rollup)
     day = BASE + timedelta(days=10)
-    rollup.replace(None, entry(1, "decan", day, done("hh-7")))
+    replace(rollup, None, entry(1, "decan", day, done("hh-7")))
     rows = drain(rollup)
     assert {key[0] for key in rows} == {"decan", ALL_KOSOVO}
     for scope, _, window, as_of in rows:
@@ -289,7 +309,7 @@ def test_a_row_sent_again_changes_nothing() -> None:
     rollup = _seeded()
     drain(rollup)
     same = entry(1, "prizren", BASE + timedelta(days=2), done("hh-1"))
-    rollup.replace(same, same)
+    replace(rollup, same, same)
     assert drain(rollup) == {}
 
 
@@ -297,7 +317,7 @@ def test_moving_a_visit_between_municipalities_on_its_day_leaves_all_alone() -> 
     rollup = _seeded()
     drain(rollup)
     day = BASE + timedelta(days=2)
-    rollup.replace(entry(1, "prizren", day, done("hh-1")), entry(2, "junik", day, done("hh-1")))
+    replace(rollup, entry(1, "prizren", day, done("hh-1")), entry(2, "junik", day, done("hh-1")))
     rows = drain(rollup)
     assert {key[0] for key in rows} == {"prizren", "junik"}
     assert rows["prizren", "visits_completed", 7, day] == (0, None, 0.0)
@@ -308,7 +328,7 @@ def test_a_change_before_the_first_day_reaches_the_rows_whose_window_covers_it()
     rollup = _seeded()
     drain(rollup)
     early = FIRST - timedelta(days=3)
-    rollup.replace(None, entry(1, "peje", early, done("hh-5")))
+    replace(rollup, None, entry(1, "peje", early, done("hh-5")))
     rows = drain(rollup)
     assert (CLOCK - early).days < 30  # so every 30-day row from FIRST to CLOCK changes
     assert {key[0] for key in rows} == {"peje", ALL_KOSOVO}
@@ -328,8 +348,8 @@ def test_changed_values_sends_exactly_the_rows_that_changed(
 ) -> None:
     visits, _ = case
     final = {visit_id: versions[-1] for visit_id, versions in visits.items()}
-    rollup = Rollup()
-    rollup.rebuild(final.values())
+    rollup = country()
+    rebuild(rollup, final.values())
     drain(rollup)
     assert drain(rollup) == {}
 
@@ -338,7 +358,7 @@ def test_changed_values_sends_exactly_the_rows_that_changed(
     new = visit_entry((old.key[0] + 1,), *change)
     scopes = tuple(sorted({s for s in (old.municipality, new.municipality) if s} | {ALL_KOSOVO}))
     before = all_rows(rollup, scopes)
-    rollup.replace(old, new)
+    replace(rollup, old, new)
     after = all_rows(rollup, scopes)
 
     rows = drain(rollup)
@@ -353,8 +373,8 @@ def test_changed_values_sends_exactly_the_rows_that_changed(
 
 
 def test_all_counts_a_household_and_a_nurse_once_across_municipalities() -> None:
-    rollup = Rollup()
-    rollup.rebuild([
+    rollup = country()
+    rebuild(rollup, [
         entry(1, "prizren", BASE, done("hh-1", "n-1")),
         entry(1, "peje", BASE + timedelta(days=1), done("hh-1", "n-1")),
         entry(1, "peje", BASE + timedelta(days=1), done("hh-2", "n-1")),
@@ -373,7 +393,8 @@ def test_all_counts_a_household_and_a_nurse_once_across_municipalities() -> None
     assert row(ALL_KOSOVO, "visits_per_nurse") == (3, 1, 3.0)  # not 3 / 2
 
     # The household leaves peje: it is still reached in ALL through prizren.
-    rollup.replace(
+    replace(
+        rollup,
         entry(1, "peje", BASE + timedelta(days=1), done("hh-1", "n-1")),
         entry(2, "peje", BASE + timedelta(days=1), None),
     )
@@ -398,8 +419,8 @@ def test_value_at_is_the_window_row(
     offset: int,
 ) -> None:
     visits, _ = case
-    rollup = Rollup()
-    rollup.rebuild(versions[-1] for versions in visits.values())
+    rollup = country()
+    rebuild(rollup, [versions[-1] for versions in visits.values()])
     as_of = BASE + timedelta(days=offset)
     first = as_of - timedelta(days=40)
     (expected,) = (
@@ -414,22 +435,22 @@ def test_value_at_an_unknown_indicator_is_none() -> None:
 
 
 def test_a_void_or_an_entry_without_a_day_adds_nothing() -> None:
-    rollup = Rollup()
-    rollup.replace(None, visit_entry(1, "peje", BASE, None))
-    rollup.replace(None, visit_entry(1, None, None, None))
-    rollup.replace(None, visit_entry(1, "peje", None, done("hh-1")))
+    rollup = country()
+    replace(rollup, None, visit_entry(1, "peje", BASE, None))
+    replace(rollup, None, visit_entry(1, None, None, None))
+    replace(rollup, None, visit_entry(1, "peje", None, done("hh-1")))
     assert live_buckets(rollup) == {}
 
 
 @pytest.mark.parametrize("scope", ["peje", ALL_KOSOVO])
 def test_a_voided_visit_leaves_no_trace(scope: str) -> None:
-    rollup = Rollup()
+    rollup = country()
     rollup.mark_all()
     drain(rollup)
     first = entry(1, "peje", BASE, done("hh-1"))
-    rollup.replace(None, first)
+    replace(rollup, None, first)
     assert drain(rollup)
-    rollup.replace(first, entry(2, "peje", BASE, None))
+    replace(rollup, first, entry(2, "peje", BASE, None))
     rows = drain(rollup)
     assert rows[scope, "visits_completed", 30, BASE] == (0, None, 0.0)
     assert live_buckets(rollup) == {}

@@ -345,7 +345,7 @@ def quiet_demo(monkeypatch: pytest.MonkeyPatch) -> _FakeStore:
     """run_demo with no broker, pipeline or simulator: only its exit path is real."""
     store = _FakeStore()
     monkeypatch.setattr(vizita.app.demo, "open_store", lambda url, database: store)
-    monkeypatch.setattr(vizita.app.demo, "migrate", lambda opened: None)
+    monkeypatch.setattr(vizita.app.demo, "migrate", lambda opened, retention_days: None)
     monkeypatch.setattr(vizita.app.demo, "kafka_for", contextlib.nullcontext)
     monkeypatch.setattr(vizita.app.demo, "ensure_pipeline_topics", lambda settings: None)
     monkeypatch.setattr(vizita.app.demo, "_produce", lambda settings, config, stop: None)
