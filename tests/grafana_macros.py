@@ -83,6 +83,7 @@ class MacroError(Exception):
     """A query the plugin (or Grafana's frontend) would refuse."""
 
 
+RULES_OF = "4.20.0"  # the plugin version whose source these rules were read from
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PLUGIN_PROCESS_TZ: tzinfo = UTC  # the Grafana image sets no TZ
 _PREFIX = "$__"

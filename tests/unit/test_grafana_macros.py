@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from grafana_macros import (
+    RULES_OF,
     MacroError,
     QueryContext,
     expand,
@@ -18,6 +19,8 @@ from grafana_macros import (
     seconds_to_hms,
     strip_comments,
 )
+
+from dashboards.query import PLUGIN_VERSION
 
 FROM = datetime(2014, 11, 12, 11, 45, 26, 123000, tzinfo=UTC)  # 1415792726.123
 TO = datetime(2015, 11, 12, 11, 45, 26, 456000, tzinfo=UTC)  # 1447328726.456
@@ -255,3 +258,8 @@ def test_an_unknown_variable_or_format_is_an_error(text: str) -> None:
 def test_a_naive_time_range_is_refused() -> None:
     with pytest.raises(ValueError, match="aware"):
         QueryContext(datetime(2026, 1, 1), TO)  # noqa: DTZ001  # the naive instant under test
+
+
+def test_the_rules_are_those_of_the_pinned_plugin() -> None:
+    # A new pin needs its source read again (tests/grafana_macros.py, its docstring).
+    assert RULES_OF == PLUGIN_VERSION
