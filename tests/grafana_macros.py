@@ -15,7 +15,10 @@ macro engine it pins in go.mod, github.com/grafana/macropro v1.0.1:
 - grafana/macropro `parser.go` (`Interpolate`, `expand`, `findClosingParen`,
   `parseArgs`, `scanStringLiteral`, `scanStringLiteralBackslash`), `macropro.go`
   (`StripComments`) and `defaults.go` (`DefaultMacros`: `interval`, `interval_ms`,
-  `table`, `column`; `FormatDuration`, the v1.0.x one: largest unit that divides).
+  `table`, `column`; `FormatDuration`: the largest unit that divides). The stored
+  copies of defaults.go hold no v1.0.1 file itself; FormatDuration is taken from the
+  one before 1.1.0 rewrote it (macropro CHANGELOG, #33), and the other defaults it
+  changed (`timeFrom`, `timeTo`, `timeGroup`) are overridden by the plugin anyway.
 - grafana/clickhouse-datasource `src/data/CHDatasource.ts` (`applyTemplateVariables`:
   the frontend replaces template variables first) and Grafana's
   `public/app/features/query/state/PanelQueryRunner.ts` (the panel's scoped
