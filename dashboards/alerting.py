@@ -10,11 +10,18 @@ Grafana replaces `$NAME` / `${NAME}` with the environment in provisioning files:
 contact point's address is `$VIZITA_ALERT_EMAIL`. Rule queries (`model`) and
 annotations are read raw, so the SQL macros and `{{ $labels.x }}` stay as they are;
 titles and labels are interpolated, so they carry no `$`.
+
+Each rule names its panel with the file format's own `dashboardUid` and `panelId`
+(Grafana turns them into the `__dashboardUid__` / `__panelId__` annotations that give
+a notification its dashboard and panel links). The SDK's rule model has no such
+fields, so they are set on the file's rule.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from grafana_foundation_sdk.builders import alerting as alerting_builder
@@ -22,8 +29,9 @@ from grafana_foundation_sdk.builders import expr as expr_builder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import alerting as alerting_model
 
-from dashboards import sql
-from dashboards.config import MUNICIPALITY_UID, PIPELINE_UID, BuildConfig
+from dashboards import overview, pipeline, sql
+from dashboards.config import OVERVIEW_UID, PIPELINE_UID, BuildConfig
+from dashboards.errors import DashboardsError
 from dashboards.query import ClickHouseQueryBuilder, Sql
 
 FOLDER = "Vizita"
@@ -38,15 +46,37 @@ NoData = Literal["Alerting", "NoData", "OK"]
 ExecErr = Literal["OK", "Alerting", "Error"]
 
 
+@dataclass(frozen=True)
+class PanelRef:
+    """A panel by its dashboard and title (ids are given out when a dashboard is built)."""
+
+    dashboard_uid: str
+    title: str
+
+
+PanelIds = Mapping[PanelRef, int]
+
+BEHIND_TARGET, NO_VISITS, CONSUMER_LAG = (
+    "vizita-behind-target", "vizita-no-visits-stored", "vizita-consumer-lag")  # fmt: skip
+# The panel each rule's notification links to.
+RULE_PANELS = {
+    BEHIND_TARGET: PanelRef(OVERVIEW_UID, overview.TARGETS_PANEL),  # "behind on", every one
+    NO_VISITS: PanelRef(PIPELINE_UID, pipeline.VISITS_IN_PANEL),
+    CONSUMER_LAG: PanelRef(PIPELINE_UID, pipeline.LAG_PANEL),
+}
+
+
 def rule_queries(database: str) -> list[Sql]:
     """The SQL of every rule, in rule order."""
     return [sql.behind_target(database), sql.seconds_since_last_visit(database),
             sql.latest_consumer_lag(database)]  # fmt: skip
 
 
-def provisioning(config: BuildConfig) -> dict[str, Any]:
-    """The whole provisioning document, ready for YAML."""
-    group = {"orgId": 1, "name": GROUP, "folder": FOLDER, "interval": "1m", "rules": _rules(config)}
+def provisioning(config: BuildConfig, panel_ids: PanelIds) -> dict[str, Any]:
+    """The whole provisioning document, ready for YAML; `panel_ids` are those of the
+    built dashboards."""
+    rules = [_linked(rule, panel_ids) for rule in _rules(config)]
+    group = {"orgId": 1, "name": GROUP, "folder": FOLDER, "interval": "1m", "rules": rules}
     return {
         "apiVersion": 1,
         "groups": [group],
@@ -59,29 +89,37 @@ def _rules(config: BuildConfig) -> list[dict[str, Any]]:
     behind, stalled, lag = rule_queries(config.database)
     uid = config.datasource_uid
     return [
-        _rule("vizita-behind-target", "Municipality behind its target", uid, behind,
+        _rule(BEHIND_TARGET, "Municipality behind its target", uid, behind,
               limit=0.0, for_="5m", no_data="OK", exec_err="Error",
               summary="{{ $labels.municipality }} is behind its target on "
                       "{{ $labels.indicator }} (30-day window).",
-              link=f"/d/{MUNICIPALITY_UID}?var-municipality={{{{ $labels.municipality }}}}",
               severity="warning"),
-        _rule("vizita-no-visits-stored", "No visit stored for 12 hours", uid, stalled,
+        _rule(NO_VISITS, "No visit stored for 12 hours", uid, stalled,
               limit=float(STALLED_AFTER_SECONDS), for_="15m", no_data="Alerting",
               exec_err="Alerting",
               summary="No visit has reached the store for over 12 hours: is the "
                       "pipeline (or the store) down?",
-              link=f"/d/{PIPELINE_UID}", severity="critical"),
-        _rule("vizita-consumer-lag", "Consumer group falling behind", uid, lag,
+              severity="critical"),
+        _rule(CONSUMER_LAG, "Consumer group falling behind", uid, lag,
               limit=float(LAG_LIMIT), for_="10m", no_data="OK", exec_err="Error",
               summary="{{ $labels.consumer_group }} is more than 10000 messages behind "
                       "on {{ $labels.topic }}.",
-              link=f"/d/{PIPELINE_UID}", severity="warning"),
+              severity="warning"),
     ]  # fmt: skip
+
+
+def _linked(rule: dict[str, Any], panel_ids: PanelIds) -> dict[str, Any]:
+    """The rule with the dashboard and panel of RULE_PANELS."""
+    panel = RULE_PANELS[rule["uid"]]
+    if panel not in panel_ids:
+        raise DashboardsError(f"rule {rule['uid']}: no panel {panel.title!r} on "
+                              f"dashboard {panel.dashboard_uid}")  # fmt: skip
+    return {**rule, "dashboardUid": panel.dashboard_uid, "panelId": panel_ids[panel]}
 
 
 def _rule(
     uid: str, title: str, datasource_uid: str, query: Sql, *, limit: float, for_: str,
-    no_data: NoData, exec_err: ExecErr, summary: str, link: str, severity: str,
+    no_data: NoData, exec_err: ExecErr, summary: str, severity: str,
 ) -> dict[str, Any]:  # fmt: skip
     """Query A (ClickHouse, a table: string columns become labels), B = last of A,
     C = B above `limit`: the condition."""
@@ -89,7 +127,7 @@ def _rule(
         alerting_builder.Rule(title).uid(uid).condition("C").for_val(for_)
         .no_data_state(no_data).exec_err_state(exec_err)
         .labels({"severity": severity})
-        .annotations({"summary": summary, "dashboard": link})
+        .annotations({"summary": summary})
         .with_query(_source(query, datasource_uid))
         .with_query(_expression("B", expr_builder.TypeReduce().expression("A").reducer("last")))
         .with_query(_expression("C", _above("B", limit)))

@@ -8,7 +8,7 @@ to date: run `vizita dashboards build` after changing anything here).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,14 @@ def build_all(config: BuildConfig) -> Built:
     for model in models:
         columns.update((query.text, query.columns) for query in _queries(model))
     documents = {str(model.uid): _as_json(model) for model in models}
-    return Built(documents, alerting.provisioning(config), columns)
+    return Built(documents, alerting.provisioning(config, panel_ids(models)), columns)
+
+
+def panel_ids(models: Iterable[dashboard_model.Dashboard]) -> alerting.PanelIds:
+    """Every panel's id, by its dashboard and title."""
+    return {alerting.PanelRef(str(model.uid), str(panel.title)): panel.id_val
+            for model in models for panel in model.panels or []
+            if isinstance(panel, dashboard_model.Panel) and panel.id_val is not None}  # fmt: skip
 
 
 def _queries(model: dashboard_model.Dashboard) -> Iterator[Sql]:

@@ -30,6 +30,7 @@ from vizita.contract.municipalities import ALL_KOSOVO
 from vizita.contract.targets import Target
 
 HOUR, DAY = 3600.0, 86400.0
+TARGETS_PANEL = "30-day values at the latest day in range"  # a rule links to it
 _COLOURED_CELL = {"type": "color-background", "mode": "basic"}
 
 
@@ -87,8 +88,7 @@ def _active_alerts(panels: Panels, config: BuildConfig) -> table.Panel:
 
 def _targets_table(panels: Panels, config: BuildConfig) -> table.Panel:
     panel = (
-        panels.table("30-day values at the latest day in range",
-                     sql.overview_table(config.database, INDICATORS))
+        panels.table(TARGETS_PANEL, sql.overview_table(config.database, INDICATORS))
         .description("Red: on the wrong side of the default target (config/targets.yaml). "
                      "A municipality's own targets show in the active alerts column.")
         .override_by_name("municipality", [prop("displayName", "Municipality")])

@@ -13,6 +13,9 @@ from dashboards.config import PIPELINE_UID, BuildConfig
 from dashboards.panels import BAD, GOOD, WARN, Panels, new_dashboard, prop, steps_json
 
 HOUR = 3600.0
+# Panels alert rules link to.
+VISITS_IN_PANEL = "Visits in"
+LAG_PANEL = "Consumer lag"
 
 
 def build(config: BuildConfig) -> dashboard_builder.Dashboard:
@@ -44,7 +47,7 @@ def _visits_in(panels: Panels, config: BuildConfig) -> timeseries.Panel:
     stored = sql.visits_in(config.database, "stored_at", "visits_stored")
     submitted = sql.visits_in(config.database, "submitted_at", "visits_submitted")
     return (
-        panels.timeseries("Visits in", stored, submitted)
+        panels.timeseries(VISITS_IN_PANEL, stored, submitted)
         .description("Current visit rows by when they reached the store and by when the "
                      "winning revision was submitted, per interval.")
         .override_by_name("visits_stored", [prop("displayName", "Stored")])
@@ -63,7 +66,7 @@ def _dead_letter_reasons(panels: Panels, config: BuildConfig) -> table.Panel:
 
 def _lag(panels: Panels, config: BuildConfig) -> timeseries.Panel:
     return (
-        panels.timeseries("Consumer lag", sql.consumer_lag(config.database))
+        panels.timeseries(LAG_PANEL, sql.consumer_lag(config.database))
         .description("Messages each consumer group has not committed yet, over all "
                      "partitions of a topic (table consumer_lag, sinks/lag.py).")
         .unit("short").min(0)

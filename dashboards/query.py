@@ -23,7 +23,7 @@ from grafana_foundation_sdk.cog import runtime as cogruntime
 from grafana_foundation_sdk.cog import variants as cogvariants
 
 PLUGIN_TYPE = "grafana-clickhouse-datasource"
-PLUGIN_VERSION = "4.21.3"  # what docker-compose.yml installs
+PLUGIN_VERSION = "4.20.0"  # what docker-compose.yml installs (README: how it was verified)
 
 
 class Format(enum.IntEnum):

@@ -4,6 +4,12 @@ Table names come from sinks/schema.py; tables whose engine replaces rows are rea
 `FINAL` (SPEC §5). `$__…` are the ClickHouse plugin's macros and
 `${municipality:sqlstring}` the dashboard variable, quoted by Grafana (see
 tests/grafana_macros.py, which the integration tests use to run all of this).
+
+Grafana reads through a `readonly = 1` user (config/clickhouse/users.d/vizita.xml):
+no query may carry a `SETTINGS` clause. Days are the programme's (SPEC §2): a day
+becomes a time at its midnight in Kosovo, and a dashboard range selects the Kosovo days
+it touches. The plugin's `$__dateFilter` is not used: it compares with the days of the
+plugin process's time zone (UTC in the Grafana image).
 """
 
 from __future__ import annotations
@@ -26,9 +32,22 @@ from vizita.contract.municipalities import ALL_KOSOVO, MUNICIPALITIES
 from vizita.contract.targets import Targets
 
 MUNICIPALITY = "${municipality:sqlstring}"
+_ZONE = literal(LOCAL_TZ.key)
+
+
+def local_days(column: str) -> str:
+    """`column` (a programme day) within the Kosovo days of the dashboard's range."""
+    return f"{column} BETWEEN toDate($__fromTime, {_ZONE}) AND toDate($__toTime, {_ZONE})"
+
+
+def day_time(column: str) -> str:
+    """A programme day as the instant a time axis shows: its midnight in Kosovo."""
+    return f"toDateTime({column}, {_ZONE})"
+
+
 # Visits of the chosen municipality, or of all of Kosovo.
 _IN_SCOPE = f"({MUNICIPALITY} = {literal(ALL_KOSOVO)} OR municipality = {MUNICIPALITY})"
-_LIVE_VISITS = f"NOT is_void AND {_IN_SCOPE} AND $__dateFilter(local_day)"
+_LIVE_VISITS = f"NOT is_void AND {_IN_SCOPE} AND {local_days('local_day')}"
 
 
 def _names(column: str, fallback: str) -> str:
@@ -48,8 +67,7 @@ def window_column(window: int) -> str:
 def overview_table(db: str, indicators: Sequence[str]) -> Sql:
     """Every municipality (and all of Kosovo): 30-day values at the latest day in range."""
     pivot = ", ".join(f"maxIf(value, indicator = {literal(i)}) AS {i}" for i in indicators)
-    latest = (f"SELECT max(as_of) FROM {db}.{INDICATOR_VALUES} FINAL "
-              "WHERE $__dateFilter(as_of)")  # fmt: skip
+    latest = f"SELECT max(as_of) FROM {db}.{INDICATOR_VALUES} FINAL WHERE {local_days('as_of')}"
     text = f"""SELECT {_names("v.municipality", literal(KOSOVO_LABEL))} AS municipality,
   {", ".join(f"v.{i} AS {i}" for i in indicators)},
   a.alerts AS active_alerts, a.behind_on AS behind_on
@@ -89,9 +107,9 @@ def indicator_series(db: str, indicator: str, scope: str, target: str | None = N
     """One indicator of one scope over time, both windows (and its target)."""
     windows = [f"maxIf(value, window_days = {w}) AS `{window_column(w)}`" for w in WINDOWS]
     target_column = [f"{target} AS target"] if target is not None else []
-    text = f"""SELECT toDateTime(as_of) AS time, {", ".join([*windows, *target_column])}
+    text = f"""SELECT {day_time("as_of")} AS time, {", ".join([*windows, *target_column])}
 FROM {db}.{INDICATOR_VALUES} FINAL
-WHERE municipality = {scope} AND indicator = {literal(indicator)} AND $__dateFilter(as_of)
+WHERE municipality = {scope} AND indicator = {literal(indicator)} AND {local_days("as_of")}
 GROUP BY as_of
 ORDER BY as_of"""
     columns = ("time", *(window_column(w) for w in WINDOWS), *(["target"] if target else []))
@@ -215,19 +233,21 @@ ORDER BY time, consumer"""
 
 
 def since_last_visit(db: str) -> Sql:
-    """Every municipality, including one never heard from (empty times, listed first)."""
+    """Every municipality, including one never heard from (empty times, listed first).
+    The joined times are Nullable so that a municipality with no row gets NULL, the
+    default of a Nullable column, rather than 1970 (no join_use_nulls: read-only)."""
     codes = literal(sorted(MUNICIPALITIES))
     text = f"""SELECT {_names("known.code", "known.code")} AS name,
   seen.last_submitted AS last_submitted, seen.last_stored AS last_stored,
   dateDiff('second', seen.last_stored, now64(3)) AS since_last_stored
 FROM (SELECT arrayJoin({codes}) AS code) AS known
 LEFT JOIN (
-  SELECT municipality, max(submitted_at) AS last_submitted, max(stored_at) AS last_stored
+  SELECT municipality, toNullable(max(submitted_at)) AS last_submitted,
+    toNullable(max(stored_at)) AS last_stored
   FROM {db}.{VISITS} FINAL
   GROUP BY municipality
 ) AS seen ON seen.municipality = known.code
-ORDER BY since_last_stored DESC NULLS FIRST, name
-SETTINGS join_use_nulls = 1"""
+ORDER BY since_last_stored DESC NULLS FIRST, name"""
     return Sql(text, ("name", "last_submitted", "last_stored", "since_last_stored"))
 
 

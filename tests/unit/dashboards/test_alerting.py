@@ -8,15 +8,21 @@ from typing import Any
 import pytest
 import yaml
 
-from dashboards.alerting import CONTACT_POINT, EMAIL_FROM_ENVIRONMENT
-from dashboards.build import alerting_text, build_all
+from dashboards import alerting
+from dashboards.alerting import CONTACT_POINT, EMAIL_FROM_ENVIRONMENT, RULE_PANELS
+from dashboards.build import Built, alerting_text, build_all
 from dashboards.config import BuildConfig
+from dashboards.errors import DashboardsError
 from vizita.contract.settings import Settings
 
 
 @pytest.fixture
-def document() -> dict[str, Any]:
-    built = build_all(BuildConfig.from_settings(Settings()))
+def built() -> Built:
+    return build_all(BuildConfig.from_settings(Settings()))
+
+
+@pytest.fixture
+def document(built: Built) -> dict[str, Any]:
     parsed: dict[str, Any] = yaml.safe_load(alerting_text(built.alerting))
     return parsed
 
@@ -73,3 +79,37 @@ def test_only_raw_fields_carry_a_dollar(document: dict[str, Any]) -> None:
     for rule in _rules(document).values():
         assert "$" not in rule["title"] + "".join(rule["labels"].values())
     assert "$" not in str(document["policies"]) + str(document["groups"][0]["name"])
+
+
+def test_each_rule_links_its_panel_with_the_rules_own_fields(
+    built: Built, document: dict[str, Any]
+) -> None:
+    # Grafana's file format (rules_types.go, AlertRuleV1): dashboardUid and panelId,
+    # which become the __dashboardUid__ / __panelId__ annotations of every alert.
+    rules = _rules(document)
+    assert set(rules) == set(RULE_PANELS)
+    for uid, rule in rules.items():
+        panels = {p["id"]: p for p in built.dashboards[rule["dashboardUid"]]["panels"]}
+        assert isinstance(rule["panelId"], int), uid
+        panel = panels[rule["panelId"]]
+        assert panel["type"] != "row", uid
+        assert panel["title"] == RULE_PANELS[uid].title, uid
+        assert rule["dashboardUid"] == RULE_PANELS[uid].dashboard_uid, uid
+
+
+def test_the_panels_are_the_ones_a_manager_would_open(document: dict[str, Any]) -> None:
+    rules = _rules(document)
+    assert rules["vizita-behind-target"]["dashboardUid"] == "vizita-overview"
+    assert rules["vizita-no-visits-stored"]["dashboardUid"] == "vizita-pipeline"
+    assert rules["vizita-consumer-lag"]["panelId"] != rules["vizita-no-visits-stored"]["panelId"]
+
+
+def test_no_annotation_carries_a_dashboard_path(document: dict[str, Any]) -> None:
+    for uid, rule in _rules(document).items():
+        assert set(rule["annotations"]) == {"summary"}, uid
+        assert "/d/" not in str(rule["annotations"]), uid
+
+
+def test_a_rule_whose_panel_is_missing_stops_the_build() -> None:
+    with pytest.raises(DashboardsError, match="no panel"):
+        alerting.provisioning(BuildConfig.from_settings(Settings()), {})
