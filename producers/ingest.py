@@ -67,7 +67,7 @@ from producers.errors import (
     Unauthorised,
     UnsupportedMediaType,
 )
-from producers.openapi import HEALTH_PATH, OPENAPI_PATH, VISITS_PATH, openapi_document, render
+from producers.openapi import HEALTH_PATH, OPENAPI_PATH, VISITS_PATH, document_for, render
 from producers.publish import key_of
 from vizita.contract.errors import ConfigError
 from vizita.contract.settings import Settings
@@ -527,11 +527,9 @@ def build_ingest_app(settings: Settings, producer: Producer) -> web.Application:
         max_connections=settings.ingest_max_connections,
         header_timeout=settings.ingest_header_timeout_seconds, busy_body=_busy_body,
     )  # fmt: skip
-    document = openapi_document(max_items=settings.ingest_max_items,
-                                max_body_bytes=settings.ingest_max_body_bytes)  # fmt: skip
     app[INGEST] = Ingest(submitters, Recorder(settings, producer), settings.ingest_max_body_bytes,
                          settings.ingest_max_items, settings.ingest_body_timeout_seconds,
-                         render(document).encode())  # fmt: skip
+                         render(document_for(settings)).encode())  # fmt: skip
     app.router.add_post(VISITS_PATH, post_visits)
     app.router.add_get(HEALTH_PATH, health)
     app.router.add_get(OPENAPI_PATH, openapi)

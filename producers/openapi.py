@@ -13,7 +13,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from producers.answers import ErrorAnswer, HealthAnswer, VisitsAnswer
 from vizita.contract.events import UpsertEvent, VoidEvent
-from vizita.contract.settings import CONFIG_DIR
+from vizita.contract.settings import CONFIG_DIR, Settings
 
 VISITS_PATH: Final = "/v1/visits"
 HEALTH_PATH: Final = "/healthz"
@@ -64,6 +64,7 @@ def _json(schema: str, description: str, **headers: str) -> dict[str, Any]:
     return answer
 
 
+_CHALLENGE = 'Bearer realm="vizita", with error="invalid_token" when a token was given'
 _BUSY = "too many open connections (`too_many_connections`); try again shortly"
 _RETRY_AFTER = "seconds to wait before sending again"
 
@@ -83,7 +84,7 @@ def _post_visits(max_body_bytes: int) -> dict[str, Any]:
             "400": _json("ErrorAnswer", "the body is no JSON or neither an object nor an "
                          "array (dead-lettered), or an empty or too long batch"),
             "401": _json("ErrorAnswer", "no bearer token, or an unknown one",
-                         **{"WWW-Authenticate": "Bearer realm=\"vizita\""}),
+                         **{"WWW-Authenticate": _CHALLENGE}),
             "408": _json("ErrorAnswer", "the body did not arrive in time; connection closed"),
             "413": _json("ErrorAnswer", "the body (or an item) is too large"),
             "415": _json("ErrorAnswer", "the Content-Type is not JSON"),
@@ -124,6 +125,14 @@ def openapi_document(*, max_items: int, max_body_bytes: int) -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+def document_for(settings: Settings) -> dict[str, Any]:
+    """The document of an endpoint run with these settings (the committed file: the
+    defaults)."""
+    return openapi_document(
+        max_items=settings.ingest_max_items, max_body_bytes=settings.ingest_max_body_bytes
+    )
 
 
 def render(document: dict[str, Any]) -> str:
