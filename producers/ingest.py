@@ -462,6 +462,8 @@ async def answer_errors(request: web.Request, handler: Handler) -> web.StreamRes
         if exc.status not in _HTTP_ERRORS:
             raise
         return _refused_by_aiohttp(request[ORIGIN], exc)
+    except ConnectionError:
+        raise  # the client went away: nobody to answer, and no fault of ours
     except Exception as exc:  # a fault of ours: a JSON 500 and a log line without data
         return _fault(request[ORIGIN], exc)
 
@@ -527,9 +529,12 @@ def build_ingest_app(settings: Settings, producer: Producer) -> web.Application:
         max_connections=settings.ingest_max_connections,
         header_timeout=settings.ingest_header_timeout_seconds, busy_body=_busy_body,
     )  # fmt: skip
-    app[INGEST] = Ingest(submitters, Recorder(settings, producer), settings.ingest_max_body_bytes,
-                         settings.ingest_max_items, settings.ingest_body_timeout_seconds,
-                         render(document_for(settings)).encode())  # fmt: skip
+    app[INGEST] = Ingest(
+        submitters=submitters, recorder=Recorder(settings, producer),
+        max_body_bytes=settings.ingest_max_body_bytes, max_items=settings.ingest_max_items,
+        body_timeout=settings.ingest_body_timeout_seconds,
+        openapi=render(document_for(settings)).encode(),
+    )  # fmt: skip
     app.router.add_post(VISITS_PATH, post_visits)
     app.router.add_get(HEALTH_PATH, health)
     app.router.add_get(OPENAPI_PATH, openapi)
@@ -557,19 +562,16 @@ async def serving(settings: Settings, producer: Producer) -> AsyncIterator[int]:
     runner = web.AppRunner(app, access_log=None, **handler_args(settings))
     await runner.setup()
     assert runner.server is not None  # set up just now
-    loop = asyncio.get_running_loop()
     factory = app[CONNECTIONS].protocol_factory(runner.server)
     try:
+        loop = asyncio.get_running_loop()
         listening = await loop.create_server(factory, settings.ingest_host, settings.ingest_port)
-    except BaseException:
-        await runner.cleanup()
-        raise
-    try:
-        yield listening.sockets[0].getsockname()[1]
+        try:
+            yield listening.sockets[0].getsockname()[1]
+        finally:
+            listening.close()
     finally:
-        listening.close()
         await runner.cleanup()
-        await listening.wait_closed()
 
 
 def ingest_producer(settings: Settings, **overrides: Any) -> Any:

@@ -233,7 +233,7 @@ def test_an_item_with_a_5000_digit_integer_is_dead_lettered_and_its_siblings_acc
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     settings = ingest_settings(make_settings, tmp_path)
-    # More digits than Python turns into an int (4300): once, that sank the whole batch.
+    # More digits than Python turns into an int (4300): the batch must not be "not JSON".
     huge = raw(event(2)).replace(b'"revision": 1,', b'"revision": ' + b"9" * 5000 + b",")
     assert b"9" * 5000 in huge
     items = [raw(event(1)), huge, raw(event(3))]

@@ -24,7 +24,7 @@ from vizita.contract.settings import Settings
 
 TOKEN = new_token()
 # Generous against a busy 2-core machine: a timeout of a fraction of a second must act
-# well within this, where before it held the connection for an hour.
+# well within this (aiohttp's own keep-alive default is an hour).
 PATIENCE = 5.0
 
 
@@ -40,6 +40,15 @@ class AcknowledgingProducer:
         return acknowledge()
 
 
+class FaultyProducer:
+    """A bug of ours below the endpoint, whose message quotes the payload."""
+
+    async def send(
+        self, topic: str, *, value: bytes, key: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> Awaitable[None]:
+        raise RuntimeError(f"cannot send {value!r}")
+
+
 def _settings(tmp_path: Path, **overrides: Any) -> Settings:
     path = tmp_path / "submitters.yaml"
     path.write_text(f"submitters:\n  kobo-prz: {hash_token(TOKEN)}\n")
@@ -51,8 +60,8 @@ def _settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 
 @asynccontextmanager
-async def endpoint(settings: Settings) -> AsyncIterator[int]:
-    async with serving(settings, AcknowledgingProducer()) as port:
+async def endpoint(settings: Settings, producer: Any = None) -> AsyncIterator[int]:
+    async with serving(settings, producer or AcknowledgingProducer()) as port:
         yield port
 
 
@@ -184,6 +193,27 @@ def test_a_header_aiohttp_refuses_is_400_and_the_token_is_not_logged(
 
     assert asyncio.run(scenario()).status == 400
     assert logged.holding("ingest.http_error"), "the logs were captured"
+    assert logged.holding(TOKEN) == []
+
+
+def test_a_fault_of_ours_is_a_json_500_whose_log_holds_no_payload(
+    tmp_path: Path, logged: Logged
+) -> None:
+    body = json.dumps(EVENT).encode()
+
+    async def scenario() -> Answer:
+        async with endpoint(_settings(tmp_path), FaultyProducer()) as port:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request("POST", "/v1/visits", body, auth=TOKEN.encode()))
+            answer = await read_answer(reader)
+            writer.close()
+            return answer
+
+    answer = asyncio.run(scenario())
+    assert (answer.status, answer.json()["error"]) == (500, "internal_error")
+    assert logged.holding("ingest.failed"), "the logs were captured"
+    assert logged.holding("RuntimeError")  # the kind of fault is there, for whoever looks
+    assert logged.holding('"visit_id": "v-1"') == []
     assert logged.holding(TOKEN) == []
 
 
