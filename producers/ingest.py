@@ -12,10 +12,15 @@ header. The answer is sent only after Kafka acknowledged every item:
 - 400: the body is no JSON or neither an object nor an array (dead-lettered, like the
   stream would), or an empty batch or one over `ingest_max_items` (nothing recorded).
 - 401 no or an unknown bearer token, 413 a body over `ingest_max_body_bytes` (refused
-  before it is read), 415 not `application/json`: nothing recorded.
+  before it is read), 415 not `application/json`, 408 a body that did not arrive within
+  `ingest_body_timeout_seconds`: nothing recorded.
 - 503: Kafka did not acknowledge every item; send the whole request again (an accepted
   event sent twice is a duplicate by its `event_id`, SPEC §1). 413 also when an item
   is over the broker's message size, 500 when Kafka refused an item for another reason.
+
+Every answer is JSON, from the models in `producers.answers`; `GET /openapi.json` serves
+the OpenAPI document (`producers.openapi`). Connections are bounded in number and time
+(`producers.connections`, `serving`).
 """
 
 from __future__ import annotations
@@ -24,11 +29,14 @@ import asyncio
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import signal
+import traceback
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Protocol
@@ -45,16 +53,21 @@ from aiokafka.errors import (
 )
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
+from producers.answers import AcceptedItem, ErrorAnswer, HealthAnswer, RejectedItem, VisitsAnswer
+from producers.connections import ConnectionGuard, ServerLog
 from producers.errors import (
     BadBatch,
     BadBody,
     BodyTooLarge,
+    BodyTooSlow,
+    ErrorCode,
     IngestError,
     KafkaRefused,
     KafkaUnavailable,
     Unauthorised,
     UnsupportedMediaType,
 )
+from producers.openapi import HEALTH_PATH, OPENAPI_PATH, VISITS_PATH, document_for, render
 from producers.publish import key_of
 from vizita.contract.errors import ConfigError
 from vizita.contract.settings import Settings
@@ -63,8 +76,6 @@ from vizita.contract.validation import Reason, Rejection, validate_payload
 
 log = structlog.get_logger(__name__)
 
-VISITS_PATH = "/v1/visits"
-HEALTH_PATH = "/healthz"
 # Longest wait for Kafka to acknowledge a request's items before answering 503.
 PRODUCE_TIMEOUT_SECONDS = 30.0
 _READ_CHUNK = 64 * 1024
@@ -93,6 +104,12 @@ def submitters_line(name: str, token: str) -> str:
     return f"  {name}: {hash_token(token)}"
 
 
+# RFC 6750 §2.1's b64token: what a bearer token may be made of (ours are base64url). aiohttp
+# gives header bytes that are no UTF-8 as surrogates, which no hash can encode: such a
+# header is an unknown token, like any other that cannot be one.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
 def bearer_token(authorization: str | None) -> str | None:
     """The token of an `Authorization: Bearer <token>` header, else None."""
     scheme, _, token = (authorization or "").strip().partition(" ")
@@ -118,6 +135,8 @@ class Submitters:
         token = bearer_token(authorization)
         if token is None:
             raise Unauthorised("a bearer token is required", invalid_token=False)
+        if not _B64TOKEN.fullmatch(token):
+            raise Unauthorised("unknown bearer token", invalid_token=True)
         digest = hash_token(token)
         # Every hash is compared, each in constant time: timing tells nothing.
         names = [n for n, known in self.hashes.items() if hmac.compare_digest(digest, known)]
@@ -150,7 +169,12 @@ def load_submitters(path: Path) -> Submitters:
 # --- the body -------------------------------------------------------------------------------
 
 _JSON_WHITESPACE = " \t\n\r"
-_DECODER = json.JSONDecoder()
+# The split needs the body's structure, not its numbers, so integers are read as floats
+# (that never fails): int() refuses more than 4300 digits (Python's int_max_str_digits)
+# and that ValueError would make the whole batch "not JSON". Each item's numbers are the
+# validator's to judge: it dead-letters an item with a 5,000-digit integer as not_json
+# (its JSON parser refuses numbers that large), exactly as the stream would.
+_DECODER = json.JSONDecoder(parse_int=float)
 _NOT_JSON = Rejection(Reason.NOT_JSON, "", "body: not valid JSON (UTF-8)")
 _NOT_OBJECT = Rejection(Reason.NOT_OBJECT, "", "body: JSON but neither an object nor an array")
 
@@ -216,9 +240,9 @@ def split_items(body: bytes, max_items: int) -> list[bytes]:
     if not isinstance(value, list):
         raise BadBody(_NOT_OBJECT)
     if not value:
-        raise BadBatch("empty_batch", "body: an empty array")
+        raise BadBatch(ErrorCode.EMPTY_BATCH, "body: an empty array")
     if len(value) > max_items:
-        raise BadBatch("too_many_items", f"body: {len(value)} items > {max_items}")
+        raise BadBatch(ErrorCode.TOO_MANY_ITEMS, f"body: {len(value)} items > {max_items}")
     return _element_bytes(text, start)
 
 
@@ -232,13 +256,16 @@ class ItemResult:
     event_id: str | None = None
     visit_id: str | None = None
 
-    def as_json(self) -> dict[str, Any]:
-        if self.rejection is None:
-            return {"index": self.index, "status": "accepted",
-                    "event_id": self.event_id, "visit_id": self.visit_id}  # fmt: skip
+    def answer(self) -> AcceptedItem | RejectedItem:
         rejection = self.rejection
-        return {"index": self.index, "status": "rejected", "reason": rejection.reason.value,
-                "field": rejection.field, "detail": rejection.detail}  # fmt: skip
+        if rejection is None:
+            assert self.event_id is not None
+            assert self.visit_id is not None
+            return AcceptedItem(index=self.index, event_id=self.event_id, visit_id=self.visit_id)
+        return RejectedItem(
+            index=self.index, reason=rejection.reason, field=rejection.field,
+            detail=rejection.detail,
+        )  # fmt: skip
 
 
 def check_item(index: int, item: bytes) -> ItemResult:
@@ -248,15 +275,21 @@ def check_item(index: int, item: bytes) -> ItemResult:
     return ItemResult(index, None, result.event.event_id, result.event.visit_id)
 
 
-def response_body(request_id: str, results: Sequence[ItemResult]) -> dict[str, Any]:
+def response_body(request_id: str, results: Sequence[ItemResult]) -> VisitsAnswer:
     accepted = sum(result.rejection is None for result in results)
-    return {"request_id": request_id, "accepted": accepted,
-            "rejected": len(results) - accepted,
-            "results": [result.as_json() for result in results]}  # fmt: skip
+    return VisitsAnswer(request_id=request_id, accepted=accepted,
+                        rejected=len(results) - accepted,
+                        results=[result.answer() for result in results])  # fmt: skip
 
 
-def error_body(request_id: str, error: IngestError) -> dict[str, Any]:
-    return {"request_id": request_id, "error": error.code, "detail": str(error)}
+def error_body(request_id: str, code: ErrorCode, detail: str) -> ErrorAnswer:
+    return ErrorAnswer(request_id=request_id, error=code, detail=detail)
+
+
+def json_answer(
+    answer: BaseModel, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.json_response(text=answer.model_dump_json(), status=status, headers=headers)
 
 
 # --- recording in Kafka --------------------------------------------------------------------
@@ -347,9 +380,12 @@ class Ingest:
     recorder: Recorder
     max_body_bytes: int
     max_items: int
+    body_timeout: float
+    openapi: bytes  # the OpenAPI document for these limits, rendered once
 
 
 INGEST = web.AppKey("ingest", Ingest)
+CONNECTIONS = web.AppKey("connections", ConnectionGuard)
 ORIGIN = web.RequestKey("origin", Origin)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -362,14 +398,24 @@ def _log_recorded(origin: Origin, results: Sequence[ItemResult]) -> None:
              reasons=dict(reasons))  # fmt: skip
 
 
+async def read_body(request: web.Request, ingest: Ingest) -> bytes:
+    """The body, within the size limit and the body timeout (a Content-Length larger
+    than what the client sends would otherwise wait for ever)."""
+    chunks = request.content.iter_chunked(_READ_CHUNK)
+    try:
+        async with asyncio.timeout(ingest.body_timeout):
+            return await read_capped(chunks, request.content_length, ingest.max_body_bytes)
+    except TimeoutError:
+        raise BodyTooSlow(f"body: not received within {ingest.body_timeout:g} s") from None
+
+
 async def post_visits(request: web.Request) -> web.Response:
     ingest = request.app[INGEST]
     submitter = ingest.submitters.identify(request.headers.get(hdrs.AUTHORIZATION))
     origin = Origin(submitter, request[ORIGIN].request_id)
     request[ORIGIN] = origin
     check_media_type(request.content_type)
-    chunks = request.content.iter_chunked(_READ_CHUNK)
-    body = await read_capped(chunks, request.content_length, ingest.max_body_bytes)
+    body = await read_body(request, ingest)
     try:
         items = split_items(body, ingest.max_items)
     except BadBody as exc:
@@ -377,11 +423,31 @@ async def post_visits(request: web.Request) -> web.Response:
         raise
     results = await ingest.recorder.record(items, origin)
     _log_recorded(origin, results)
-    return web.json_response(response_body(origin.request_id, results))
+    return json_answer(response_body(origin.request_id, results))
 
 
 async def health(_request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return json_answer(HealthAnswer())
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[INGEST].openapi, content_type="application/json")
+
+
+@web.middleware
+async def track_connections(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request reaching the app has all its headers: its connection's header deadline
+    ends (the body has its own, `read_body`)."""
+    connections = request.app[CONNECTIONS]
+    connections.request_started(request.transport)
+    try:
+        return await handler(request)
+    finally:
+        connections.request_finished(request.transport)
+
+
+# aiohttp's own refusals that a client can cause, answered in the same JSON shape.
+_HTTP_ERRORS = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}
 
 
 @web.middleware
@@ -391,12 +457,54 @@ async def answer_errors(request: web.Request, handler: Handler) -> web.StreamRes
     try:
         return await handler(request)
     except IngestError as exc:
-        origin = request[ORIGIN]
-        log.warning("ingest.refused", status=exc.status, error=exc.code,
-                    submitter=origin.submitter or None, request_id=origin.request_id)  # fmt: skip
-        return web.json_response(
-            error_body(origin.request_id, exc), status=exc.status, headers=exc.headers
-        )
+        return await _refused(request, exc)
+    except web.HTTPException as exc:
+        if exc.status not in _HTTP_ERRORS:
+            raise
+        return _refused_by_aiohttp(request[ORIGIN], exc)
+    except ConnectionError:
+        raise  # the client went away: nobody to answer, and no fault of ours
+    except Exception as exc:  # a fault of ours: a JSON 500 and a log line without data
+        return _fault(request[ORIGIN], exc)
+
+
+async def _refused(request: web.Request, exc: IngestError) -> web.Response:
+    origin = request[ORIGIN]
+    log.warning("ingest.refused", status=exc.status, error=exc.code,
+                submitter=origin.submitter or None, request_id=origin.request_id)  # fmt: skip
+    answer = error_body(origin.request_id, exc.code, str(exc))
+    response = json_answer(answer, exc.status, exc.headers)
+    if exc.closes_connection:
+        await _hang_up_after(request, response)
+    return response
+
+
+async def _hang_up_after(request: web.Request, response: web.Response) -> None:
+    """Send the answer, then close the connection at once. aiohttp would otherwise keep
+    reading the rest of the body for its lingering time (10 s), which helps a client
+    still sending, not one that stopped."""
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    if request.transport is not None:
+        request.transport.close()
+
+
+def _refused_by_aiohttp(origin: Origin, exc: web.HTTPException) -> web.Response:
+    allow = {name: value for name, value in exc.headers.items() if name == hdrs.ALLOW}
+    answer = error_body(origin.request_id, _HTTP_ERRORS[exc.status], exc.reason)
+    return json_answer(answer, exc.status, allow)
+
+
+def _fault(origin: Origin, exc: Exception) -> web.Response:
+    # An exception's text (and a traceback's locals) can quote a header or a payload:
+    # the log gets its kind and where it was raised, never its message.
+    frames = traceback.extract_tb(exc.__traceback__)[-5:]
+    where = [f"{frame.filename}:{frame.lineno} {frame.name}" for frame in frames]
+    log.error("ingest.failed", request_id=origin.request_id, error=type(exc).__name__,
+              submitter=origin.submitter or None, where=where)  # fmt: skip
+    detail = "internal error; the logs have it under this request_id"
+    return json_answer(error_body(origin.request_id, ErrorCode.INTERNAL_ERROR, detail), 500)
 
 
 def require_submitters(path: Path) -> Submitters:
@@ -407,16 +515,63 @@ def require_submitters(path: Path) -> Submitters:
     return submitters
 
 
+def _busy_body() -> bytes:
+    answer = error_body(uuid.uuid4().hex, ErrorCode.TOO_MANY_CONNECTIONS,
+                        "too many open connections; try again shortly")  # fmt: skip
+    return answer.model_dump_json().encode()
+
+
 def build_ingest_app(settings: Settings, producer: Producer) -> web.Application:
     """The endpoint; `producer` must be started (and stopped) by the caller."""
     submitters = require_submitters(settings.ingest_submitters_file)
-    app = web.Application(middlewares=[answer_errors])
-    recorder = Recorder(settings, producer)
-    app[INGEST] = Ingest(submitters, recorder, settings.ingest_max_body_bytes,
-                         settings.ingest_max_items)  # fmt: skip
+    app = web.Application(middlewares=[track_connections, answer_errors])
+    app[CONNECTIONS] = ConnectionGuard(
+        max_connections=settings.ingest_max_connections,
+        header_timeout=settings.ingest_header_timeout_seconds, busy_body=_busy_body,
+    )  # fmt: skip
+    app[INGEST] = Ingest(
+        submitters=submitters, recorder=Recorder(settings, producer),
+        max_body_bytes=settings.ingest_max_body_bytes, max_items=settings.ingest_max_items,
+        body_timeout=settings.ingest_body_timeout_seconds,
+        openapi=render(document_for(settings)).encode(),
+    )  # fmt: skip
     app.router.add_post(VISITS_PATH, post_visits)
     app.router.add_get(HEALTH_PATH, health)
+    app.router.add_get(OPENAPI_PATH, openapi)
     return app
+
+
+def handler_args(settings: Settings) -> dict[str, Any]:
+    """aiohttp's own limits of each connection (its RequestHandler's options). Beware:
+    aiohttp drops *all* of them, with a warning, if one is not an option it knows."""
+    return {
+        "keepalive_timeout": settings.ingest_keepalive_timeout_seconds,
+        "max_line_size": settings.ingest_max_header_line_bytes,
+        "max_field_size": settings.ingest_max_header_line_bytes,
+        "max_headers": settings.ingest_max_headers,
+        "logger": ServerLog(),
+    }
+
+
+@asynccontextmanager
+async def serving(settings: Settings, producer: Producer) -> AsyncIterator[int]:
+    """The endpoint listening on `ingest_host`:`ingest_port` (0: a free one), every
+    connection through the app's ConnectionGuard; yields the port. On exit it stops
+    listening, lets requests in flight finish, and closes every connection."""
+    app = build_ingest_app(settings, producer)
+    runner = web.AppRunner(app, access_log=None, **handler_args(settings))
+    await runner.setup()
+    assert runner.server is not None  # set up just now
+    factory = app[CONNECTIONS].protocol_factory(runner.server)
+    try:
+        loop = asyncio.get_running_loop()
+        listening = await loop.create_server(factory, settings.ingest_host, settings.ingest_port)
+        try:
+            yield listening.sockets[0].getsockname()[1]
+        finally:
+            listening.close()
+    finally:
+        await runner.cleanup()
 
 
 def ingest_producer(settings: Settings, **overrides: Any) -> Any:
@@ -438,15 +593,10 @@ async def serve(settings: Settings) -> None:
     """Serve until SIGINT or SIGTERM; requests in flight finish, then the producer flushes."""
     producer = ingest_producer(settings)
     try:
-        runner = web.AppRunner(build_ingest_app(settings, producer), access_log=None)
         await producer.start()
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, settings.ingest_host, settings.ingest_port).start()
-            log.info("ingest.serving", host=settings.ingest_host, port=settings.ingest_port)
+        async with serving(settings, producer) as port:
+            log.info("ingest.serving", host=settings.ingest_host, port=port)
             await _until_signalled()
-        finally:
-            await runner.cleanup()
     finally:
         await producer.stop()
 

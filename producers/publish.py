@@ -23,7 +23,9 @@ from producers.errors import PublishError
 def key_of(payload: bytes) -> bytes | None:
     """The partitioning key: the `visit_id` if the payload has a readable one."""
     try:
-        data = json.loads(payload)
+        # Integers are read as floats (never an error, and never a str): int() refuses
+        # more than 4300 digits, and a payload with such a number has a visit_id still.
+        data = json.loads(payload, parse_int=float)
     except (ValueError, RecursionError):
         return None
     visit_id = data.get("visit_id") if isinstance(data, dict) else None

@@ -13,16 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import ClientSession
-from aiohttp.test_utils import TestServer
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
 from producers.ingest import (
     VISITS_PATH,
-    build_ingest_app,
     hash_token,
     ingest_producer,
     new_token,
+    serving,
 )
 from sinks.schema import DEAD_LETTERS, VISITS
 from sinks.store import Store
@@ -83,12 +82,13 @@ async def post(
 
 @asynccontextmanager
 async def ingest_server(settings: Settings, **producer_options: Any) -> AsyncIterator[str]:
-    """The endpoint on a free loopback port with a real idempotent producer; its URL."""
+    """The endpoint as `vizita ingest serve` runs it, on a free loopback port, with a
+    real idempotent producer; its URL."""
     producer = ingest_producer(settings, **producer_options)
     await producer.start()
     try:
-        async with TestServer(build_ingest_app(settings, producer)) as server:
-            yield str(server.make_url(VISITS_PATH))
+        async with serving(settings, producer) as port:
+            yield f"http://127.0.0.1:{port}{VISITS_PATH}"
     finally:
         await producer.stop()
 
@@ -98,7 +98,8 @@ def ingest_settings(
 ) -> Settings:
     path = tmp_path / "submitters.yaml"
     path.write_text(f"submitters:\n  kobo-prz: {hash_token(TOKEN)}\n")
-    settings = make_settings(ingest_submitters_file=path, **more)
+    settings = make_settings(ingest_submitters_file=path, ingest_host="127.0.0.1",
+                             ingest_port=0, **more)  # fmt: skip
     ensure_pipeline_topics(settings)
     return settings
 
@@ -226,6 +227,30 @@ def test_an_event_over_64_kib_is_dead_lettered_whole(
     assert (answer.status, answer.body["results"][0]["reason"]) == (200, "too_large")
     [letter] = read_topic(settings, TOPIC_VISITS_DLQ)
     assert (letter.key, letter.value) == (b"v-1", body)
+
+
+def test_an_item_with_a_5000_digit_integer_is_dead_lettered_and_its_siblings_accepted(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = ingest_settings(make_settings, tmp_path)
+    # More digits than Python turns into an int (4300): the batch must not be "not JSON".
+    huge = raw(event(2)).replace(b'"revision": 1,', b'"revision": ' + b"9" * 5000 + b",")
+    assert b"9" * 5000 in huge
+    items = [raw(event(1)), huge, raw(event(3))]
+
+    async def scenario() -> Answer:
+        async with ingest_server(settings) as url:
+            return await post(url, batch(*items))
+
+    answer = asyncio.run(scenario())
+    assert (answer.status, answer.body["accepted"], answer.body["rejected"]) == (200, 2, 1)
+    assert answer.body["results"][1]["reason"] == "not_json"
+    assert sorted(r.value for r in read_topic(settings, TOPIC_VISITS)) == sorted(
+        [items[0], items[2]]
+    )
+    [letter] = read_topic(settings, TOPIC_VISITS_DLQ)
+    assert (letter.key, letter.value) == (b"v-2", huge)
+    assert headers_of(letter)[DLQ_HEADER_REASON] == b"not_json"
 
 
 def test_a_body_that_is_no_json_is_400_and_dead_lettered(

@@ -371,6 +371,20 @@ def ingest_serve(
     asyncio.run(serve(settings))
 
 
+@ingest.command("openapi")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path),
+    help="where to write it (default: the repository's config/openapi.json)",
+)  # fmt: skip
+@click.pass_context
+def ingest_openapi(ctx: click.Context, out: Path | None) -> None:
+    """Write the OpenAPI 3.1 document of POST /v1/visits and GET /healthz."""
+    from producers.openapi import DEFAULT_OPENAPI_FILE, document_for, write_openapi
+
+    settings = _start(ctx)
+    click.echo(f"wrote {write_openapi(document_for(settings), out or DEFAULT_OPENAPI_FILE)}")
+
+
 @ingest.command("token")
 @click.argument("name")
 @click.pass_context

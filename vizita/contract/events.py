@@ -19,6 +19,7 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     StringConstraints,
     TypeAdapter,
+    WithJsonSchema,
     model_serializer,
 )
 from pydantic_core import PydanticCustomError
@@ -73,7 +74,10 @@ def _unique_sorted(items: list[str]) -> list[str]:
 
 
 Instant = Annotated[AwareDatetime, BeforeValidator(_iso_8601_only)]
-SchemaVersion = Annotated[int, AfterValidator(_schema_version_1)]
+# The JSON schema (the ingest endpoint's OpenAPI document) says what the rule above says.
+SchemaVersion = Annotated[
+    int, AfterValidator(_schema_version_1), WithJsonSchema({"type": "integer", "const": 1})
+]
 Revision = Annotated[int, Field(ge=1, le=MAX_REVISION)]
 ChildAge = Annotated[int, Field(ge=0, le=MAX_CHILD_AGE_MONTHS)]
 _LIST_RULES = (Field(max_length=MAX_LIST_ITEMS), AfterValidator(_unique_sorted))

@@ -68,6 +68,20 @@ class Settings(BaseSettings):
     # Under Kafka's default 1 MiB message limit, with room for a dead letter's headers.
     ingest_max_body_bytes: int = Field(default=1_000_000, ge=1024)
     ingest_max_items: int = Field(default=500, ge=1)
+    # Connections (README "The ingest endpoint"): a client has this long to send a
+    # request's line and headers, then this long for its body; an idle keep-alive
+    # connection is closed after this long (longer than a proxy's usual 60 s, so a
+    # proxy never reuses a connection the endpoint is closing).
+    ingest_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    ingest_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    ingest_keepalive_timeout_seconds: float = Field(default=75.0, gt=0)
+    # At most this many open connections (each may hold a body of up to
+    # ingest_max_body_bytes in memory: 100 MB with the defaults); more are answered 503.
+    ingest_max_connections: int = Field(default=100, ge=1)
+    # The request line and each header line, and how many header lines (aiohttp's
+    # max_line_size / max_field_size and max_headers): a bearer token is 43 characters.
+    ingest_max_header_line_bytes: int = Field(default=8190, ge=256)
+    ingest_max_headers: int = Field(default=64, ge=8)
     # Grafana (`vizita dashboards push`); the token comes from the environment only.
     grafana_url: str = "http://localhost:3000"
     grafana_token: SecretStr | None = None

@@ -137,6 +137,25 @@ def test_no_token_and_unknown_token_are_unauthorised() -> None:
         submitters.identify(f"Bearer {hash_token('t-kobo')}")
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer t-kobo\udcff",  # aiohttp's surrogate for a header byte that is no UTF-8
+        "Bearer t-kobé",
+        "Bearer t-kobo\x00",
+        "Bearer t-kobo extra",
+    ],
+)
+def test_a_token_that_cannot_be_a_bearer_token_is_an_unknown_token(header: str) -> None:
+    submitters = Submitters({"kobo": hash_token("t-kobo")})
+    with pytest.raises(Unauthorised) as refused:
+        submitters.identify(header)
+    assert refused.value.headers == {
+        "WWW-Authenticate": 'Bearer realm="vizita", error="invalid_token"'
+    }
+    assert "t-kobo" not in str(refused.value)
+
+
 def test_submitters_file_loads(tmp_path: Path) -> None:
     path = tmp_path / "submitters.yaml"
     path.write_text(f"submitters:\n  kobo-prz: {hash_token('x')}\n  cc.1: {hash_token('y')}\n")
@@ -287,6 +306,24 @@ def test_empty_and_too_long_batches_are_refused() -> None:
     assert len(split_items(b"[" + b",".join([b"{}"] * 10) + b"]", 10)) == 10
 
 
+def _with_huge_revision(payload: dict[str, Any]) -> bytes:
+    # Python's json refuses to turn more than 4300 digits into an int.
+    text = json.dumps(payload).replace('"revision": 1,', '"revision": ' + "9" * 5000 + ",")
+    assert "9" * 5000 in text
+    return text.encode()
+
+
+def test_a_5000_digit_integer_rejects_its_item_not_the_batch() -> None:
+    huge = _with_huge_revision(event(event_id="e-huge"))
+    good = json.dumps(event()).encode()
+    assert split_items(b"[" + huge + b", " + good + b"]", 10) == [huge, good]
+    assert split_items(huge, 10) == [huge]
+    rejected = check_item(0, huge).rejection
+    assert rejected is not None
+    assert rejected.reason is Reason.NOT_JSON
+    assert check_item(1, good).rejection is None
+
+
 # --- answers -------------------------------------------------------------------------------
 
 
@@ -301,8 +338,9 @@ def test_items_are_checked_with_the_contract() -> None:
 def test_the_answer_lists_each_item() -> None:
     rejection = Rejection(Reason.MISSING_FIELD, "nurse_id", "nurse_id: Field required")
     results = [ItemResult(0, None, "e-1", "v-1"), ItemResult(1, rejection)]
-    assert response_body("r1", results) == {
-        "request_id": "r1", "accepted": 1, "rejected": 1,
+    request_id = "0123456789abcdef0123456789abcdef"
+    assert response_body(request_id, results).model_dump(mode="json") == {
+        "request_id": request_id, "accepted": 1, "rejected": 1,
         "results": [
             {"index": 0, "status": "accepted", "event_id": "e-1", "visit_id": "v-1"},
             {"index": 1, "status": "rejected", "reason": "missing_field", "field": "nurse_id",
@@ -390,6 +428,20 @@ def test_the_answer_comes_after_every_item_is_acknowledged(tmp_path: Path) -> No
     headers = producer.acknowledged[1][3]
     assert headers[SUBMITTER_HEADER] == b"kobo-prz"
     assert headers[DLQ_HEADER_REASON] == b"out_of_range"
+
+
+def test_a_batch_with_a_5000_digit_integer_dead_letters_that_item_only(tmp_path: Path) -> None:
+    producer = StubProducer()
+    huge = _with_huge_revision(event(event_id="e-huge"))
+    good = json.dumps(event()).encode()
+    status, answer = asyncio.run(
+        _post(_settings(tmp_path), producer, b"[" + huge + b"," + good + b"]")
+    )
+    assert (status, answer["accepted"], answer["rejected"]) == (200, 1, 1)
+    assert answer["results"][0]["reason"] == "not_json"
+    assert [(topic, value, key) for topic, value, key, _ in producer.acknowledged] == [
+        ("u.visits-dlq", huge, b"v-1"), ("u.visits", good, b"v-1")]  # fmt: skip
+    assert producer.acknowledged[0][3][DLQ_HEADER_REASON] == b"not_json"
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from producers.publish import key_of, read_lines
         (b"not json", None),
         (b"\xff\xfe", None),
         (b"[" * 100_000, None),
+        (b'{"visit_id": "v-2", "revision": ' + b"9" * 5000 + b"}", b"v-2"),
     ],
 )
 def test_key_is_the_visit_id_when_readable(payload: bytes, key: bytes | None) -> None:
