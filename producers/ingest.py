@@ -38,6 +38,7 @@ from collections import Counter
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
@@ -268,8 +269,9 @@ class ItemResult:
         )  # fmt: skip
 
 
-def check_item(index: int, item: bytes) -> ItemResult:
-    result = validate_payload(item)
+def check_item(index: int, item: bytes, received_at: datetime | None = None) -> ItemResult:
+    """An item against SPEC §1, as the stream will see it: received now."""
+    result = validate_payload(item, received_at=received_at)
     if isinstance(result, Rejection):
         return ItemResult(index, result)
     return ItemResult(index, None, result.event.event_id, result.event.visit_id)
@@ -346,7 +348,8 @@ class Recorder:
         self._producer = producer
 
     async def record(self, items: Sequence[bytes], origin: Origin) -> list[ItemResult]:
-        results = [check_item(index, item) for index, item in enumerate(items)]
+        now = datetime.now(UTC)
+        results = [check_item(index, item, now) for index, item in enumerate(items)]
         await self._send_all([self._message(item, result, origin)
                               for item, result in zip(items, results, strict=True)])  # fmt: skip
         return results
