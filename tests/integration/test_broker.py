@@ -13,7 +13,12 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from vizita.app.broker import KAFKA_VERSION, LocalBroker
 from vizita.app.errors import BrokerError
 from vizita.contract.settings import Settings
-from vizita.kafka.admin import committed_offsets, end_offsets, ensure_topics
+from vizita.kafka.admin import (
+    committed_offsets,
+    end_offsets,
+    ensure_topics,
+    wait_for_group_coordinators,
+)
 
 TOPIC = "kept"
 GROUP = "kept-readers"
@@ -42,6 +47,8 @@ def test_broker_round_trip_and_clean_stop(tmp_path: Path) -> None:
         values = _read(consumer, 1)
         consumer.close()
         assert values == [b"hello"]
+        # A new cluster has no group coordinator until its offsets topic exists.
+        assert wait_for_group_coordinators(broker.bootstrap, ["nobody-yet"], timeout=30)
         port = broker.port
         assert _port_open(port)
     assert not _port_open(port)
@@ -67,16 +74,6 @@ def _everything(bootstrap: str) -> list[bytes]:
         return _read(reader, total)
     finally:
         reader.close()
-
-
-def _committed_after_restart(bootstrap: str, timeout: float = 60.0) -> dict[int, int]:
-    # Empty while the restarted coordinator is still loading its offsets topic.
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if committed := committed_offsets(bootstrap, GROUP, TOPIC):
-            return committed
-        time.sleep(0.2)
-    return {}
 
 
 def _cluster_id_on_disk(work: Path) -> str:
@@ -115,7 +112,9 @@ def test_data_offsets_and_address_survive_a_restart(tmp_path: Path, bounce: str)
         assert broker.bootstrap == address
         assert broker.identity.cluster_id == cluster_id == _cluster_id_on_disk(work)
         assert sorted(_everything(address)) == sent
-        assert _committed_after_restart(address) == committed
+        # The restarted coordinator answers "loading" until it has read its topic back.
+        assert wait_for_group_coordinators(address, [GROUP], timeout=60)
+        assert committed_offsets(address, GROUP, TOPIC) == committed
         # The clients connected before the restart work again, at the address they had.
         producer.send(TOPIC, key=b"visit-0", value=b"after").get(timeout=60)
         assert _read(consumer, 1) == [b"after"]
