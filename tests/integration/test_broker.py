@@ -3,11 +3,13 @@ after a controlled stop or a crash with its data, at the same address."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from vizita.app.broker import KAFKA_VERSION, LocalBroker
@@ -122,6 +124,40 @@ def test_data_offsets_and_address_survive_a_restart(tmp_path: Path, bounce: str)
         assert sum(committed_offsets(address, GROUP, TOPIC).values()) == len(sent) + 1
         producer.close()
         consumer.close()
+
+
+async def _aiokafka_across_a_crash(broker: LocalBroker) -> dict[int, int]:
+    """An aiokafka producer and a group consumer that stay open while the broker is
+    killed and started again (on a thread: their event loop keeps running, as a
+    pipeline's would), then produce, consume and commit again."""
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, enable_idempotence=True)
+    consumer = AIOKafkaConsumer(
+        TOPIC, bootstrap_servers=broker.bootstrap, group_id=GROUP,
+        enable_auto_commit=False, auto_offset_reset="earliest",
+    )  # fmt: skip
+    await producer.start()
+    await consumer.start()
+    try:
+        await producer.send_and_wait(TOPIC, b"before", key=b"visit-1")
+        assert (await asyncio.wait_for(consumer.getone(), 60)).value == b"before"
+        await consumer.commit()
+        await asyncio.to_thread(broker.kill)
+        await asyncio.to_thread(broker.start)
+        await asyncio.wait_for(producer.send_and_wait(TOPIC, b"after", key=b"visit-1"), 60)
+        assert (await asyncio.wait_for(consumer.getone(), 60)).value == b"after"
+        await asyncio.wait_for(consumer.commit(), 60)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return committed_offsets(broker.bootstrap, GROUP, TOPIC)
+
+
+def test_aiokafka_clients_work_again_after_a_crash(tmp_path: Path) -> None:
+    with _broker(tmp_path / "kafka") as broker:
+        ensure_topics(broker.bootstrap, [TOPIC], partitions=2)
+        assert wait_for_group_coordinators(broker.bootstrap, [GROUP])
+        committed = asyncio.run(_aiokafka_across_a_crash(broker))
+        assert sum(committed.values()) == 2
 
 
 def test_a_new_broker_object_formats_unless_told_to_keep_the_data(tmp_path: Path) -> None:
