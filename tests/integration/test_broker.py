@@ -83,47 +83,50 @@ def _cluster_id_on_disk(work: Path) -> str:
     return next(line.split("=", 1)[1] for line in lines if line.startswith("cluster.id="))
 
 
+def _produce_and_commit(address: str) -> tuple[KafkaProducer, KafkaConsumer, list[bytes]]:
+    """Ten messages sent and read, their offsets committed; both clients left open."""
+    ensure_topics(address, [TOPIC], partitions=2)
+    sent = [f"before-{i}".encode() for i in range(10)]
+    producer = KafkaProducer(bootstrap_servers=address, enable_idempotence=True, acks="all")
+    for i, value in enumerate(sent):
+        producer.send(TOPIC, key=f"visit-{i}".encode(), value=value)
+    producer.flush(timeout=30)
+    consumer = KafkaConsumer(
+        bootstrap_servers=address, group_id=GROUP, enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )  # fmt: skip
+    consumer.assign(PARTITIONS)
+    assert sorted(_read(consumer, len(sent))) == sent
+    consumer.commit()
+    return producer, consumer, sent
+
+
 @pytest.mark.parametrize("bounce", ["stop", "kill"])
-def test_data_offsets_and_address_survive_a_restart(tmp_path: Path, bounce: str) -> None:
-    work = tmp_path / "kafka"
-    broker = _broker(work)
-    with broker:
-        address = broker.bootstrap
-        assert broker.identity is not None
-        cluster_id = broker.identity.cluster_id
-        ensure_topics(address, [TOPIC], partitions=2)
-        sent = [f"before-{i}".encode() for i in range(10)]
-        producer = KafkaProducer(bootstrap_servers=address, enable_idempotence=True, acks="all")
-        for i, value in enumerate(sent):
-            producer.send(TOPIC, key=f"visit-{i}".encode(), value=value)
-        producer.flush(timeout=30)
-        consumer = KafkaConsumer(
-            bootstrap_servers=address, group_id=GROUP, enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )  # fmt: skip
-        consumer.assign(PARTITIONS)
-        assert sorted(_read(consumer, len(sent))) == sent
-        consumer.commit()
-        committed = committed_offsets(address, GROUP, TOPIC)
-        assert sum(committed.values()) == len(sent)
+def test_data_offsets_and_address_survive_a_restart(own_kafka: LocalBroker, bounce: str) -> None:
+    broker, address = own_kafka, own_kafka.bootstrap
+    assert broker.identity is not None
+    cluster_id = broker.identity.cluster_id
+    producer, consumer, sent = _produce_and_commit(address)
+    committed = committed_offsets(address, GROUP, TOPIC)
+    assert sum(committed.values()) == len(sent)
 
-        getattr(broker, bounce)()  # stop(): SIGTERM; kill(): SIGKILL
-        assert not _port_open(broker.port)
-        broker.start()
+    getattr(broker, bounce)()  # stop(): SIGTERM; kill(): SIGKILL
+    assert not _port_open(broker.port)
+    broker.start()
 
-        assert broker.bootstrap == address
-        assert broker.identity.cluster_id == cluster_id == _cluster_id_on_disk(work)
-        assert sorted(_everything(address)) == sent
-        # The restarted coordinator answers "loading" until it has read its topic back.
-        assert wait_for_group_coordinators(address, [GROUP], timeout=60)
-        assert committed_offsets(address, GROUP, TOPIC) == committed
-        # The clients connected before the restart work again, at the address they had.
-        producer.send(TOPIC, key=b"visit-0", value=b"after").get(timeout=60)
-        assert _read(consumer, 1) == [b"after"]
-        consumer.commit()
-        assert sum(committed_offsets(address, GROUP, TOPIC).values()) == len(sent) + 1
-        producer.close()
-        consumer.close()
+    assert broker.bootstrap == address
+    assert broker.identity.cluster_id == cluster_id == _cluster_id_on_disk(broker.work_dir)
+    assert sorted(_everything(address)) == sent
+    # The restarted coordinator answers "loading" until it has read its topic back.
+    assert wait_for_group_coordinators(address, [GROUP], timeout=60)
+    assert committed_offsets(address, GROUP, TOPIC) == committed
+    # The clients connected before the restart work again, at the address they had.
+    producer.send(TOPIC, key=b"visit-0", value=b"after").get(timeout=60)
+    assert _read(consumer, 1) == [b"after"]
+    consumer.commit()
+    assert sum(committed_offsets(address, GROUP, TOPIC).values()) == len(sent) + 1
+    producer.close()
+    consumer.close()
 
 
 async def _aiokafka_across_a_crash(broker: LocalBroker) -> dict[int, int]:
@@ -152,12 +155,11 @@ async def _aiokafka_across_a_crash(broker: LocalBroker) -> dict[int, int]:
     return committed_offsets(broker.bootstrap, GROUP, TOPIC)
 
 
-def test_aiokafka_clients_work_again_after_a_crash(tmp_path: Path) -> None:
-    with _broker(tmp_path / "kafka") as broker:
-        ensure_topics(broker.bootstrap, [TOPIC], partitions=2)
-        assert wait_for_group_coordinators(broker.bootstrap, [GROUP])
-        committed = asyncio.run(_aiokafka_across_a_crash(broker))
-        assert sum(committed.values()) == 2
+def test_aiokafka_clients_work_again_after_a_crash(own_kafka: LocalBroker) -> None:
+    ensure_topics(own_kafka.bootstrap, [TOPIC], partitions=2)
+    assert wait_for_group_coordinators(own_kafka.bootstrap, [GROUP])
+    committed = asyncio.run(_aiokafka_across_a_crash(own_kafka))
+    assert sum(committed.values()) == 2
 
 
 def test_a_new_broker_object_formats_unless_told_to_keep_the_data(tmp_path: Path) -> None:
