@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 import structlog
+from kafka import KafkaConsumer
 
+from vizita.app.broker import LocalBroker
 from vizita.app.runner import Pipeline
 from vizita.contract.logs import _QUIET, configure_logging
 from vizita.contract.settings import Settings
@@ -74,6 +76,43 @@ def test_a_faust_app_keeps_to_the_levels_set_for_it(
     # Faust did not configure logging itself: the one handler and the levels are ours.
     assert logging.getLogger().handlers == [handler]
     assert {name: logging.getLogger(name).level for name in _QUIET} == _QUIET
+
+
+class _Seen(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def _close_during_a_refresh(bootstrap: str) -> None:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer.topics()
+    # kafka-python's own refresh, started just before close() (private API, pinned
+    # version): what happens when a helper closes a client whose refresh is in flight.
+    manager = consumer._client._manager
+    manager.call_soon(manager.cluster.refresh_metadata)
+    consumer.close()
+
+
+@pytest.mark.usefixtures("_restore_logging")
+def test_closing_a_client_during_a_metadata_refresh_logs_no_error(
+    kafka: LocalBroker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("info", "json")
+    seen = _Seen()
+    logging.getLogger("kafka.cluster").addHandler(seen)
+    try:
+        for _ in range(20):  # the refresh is not always still in flight at close
+            _close_during_a_refresh(kafka.bootstrap)
+            if seen.records:
+                break
+    finally:
+        logging.getLogger("kafka.cluster").removeHandler(seen)
+    assert [r.getMessage() for r in seen.records] == ["Metadata refresh: failed Cancelled"]
+    assert _json_lines(capsys.readouterr().err) == []
 
 
 def _vizita(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
