@@ -67,8 +67,9 @@ def not_a_failure(record: logging.LogRecord) -> bool:
     requests with `Cancelled` (kafka/net/connection.py), and kafka/cluster.py logs every
     failed refresh as an error. The offset helpers of `vizita.kafka.admin` open and
     close short-lived clients all the time, so a normal run would show it now and then.
-    A refresh that really fails (a broker gone, a timeout) carries another error, which
-    still shows, with the connection errors around it."""
+    A refresh that really fails (a broker refusing connections, a timeout) carries
+    another error and still shows; a broker that closes the connection and goes away
+    also cancels the request in flight, and then shows in the reconnection errors."""
     return not (
         record.name == "kafka.cluster"
         and record.msg == "Metadata refresh: failed %s"
