@@ -24,6 +24,15 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
         yield broker
 
 
+@pytest.fixture
+def own_kafka(tmp_path: Path) -> Iterator[LocalBroker]:
+    """A broker of this test's own, to stop, kill and start again under running
+    clients (`make_settings(kafka_bootstrap=own_kafka.bootstrap)`); the session's
+    broker serves every other test."""
+    with LocalBroker(tmp_path / "own-kafka", Settings().kafka_cache_dir) as broker:
+        yield broker
+
+
 @pytest.fixture(scope="session")
 def chdb_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     # chdb opens one path per process; tests share it and keep apart by database.

@@ -31,9 +31,16 @@ from vizita.contract.topics import (
     SINK_TOPICS,
     TOPIC_VISIT_CONTRIBUTIONS,
     TOPIC_VISITS,
+    sink_group,
     stream_group,
 )
-from vizita.kafka.admin import bootstrap_of, committed_offsets, end_offsets, last_value
+from vizita.kafka.admin import (
+    bootstrap_of,
+    committed_offsets,
+    end_offsets,
+    last_value,
+    wait_for_group_coordinators,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +52,9 @@ STOP_SECONDS = 30.0
 
 class WorkerFailed(AppError):
     """A part of the worker stopped on a fault it cannot absorb."""
+
+
+COORDINATOR_WAIT_SECONDS = 30.0
 
 
 @dataclass
@@ -59,6 +69,7 @@ class Pipeline:
     _last_waiting_log: float = 0.0
 
     async def start(self) -> None:
+        await self._wait_for_group_coordinators()
         targets = self.targets or load_targets(self.settings.targets_file)
         self.streams = Streams(self.settings, targets)
         await self.streams.start()
@@ -67,6 +78,23 @@ class Pipeline:
             self._sink_task = asyncio.create_task(self.sink.run(), name="sink")
             self._lag_task = asyncio.create_task(self._record_lag(self.store), name="lag")
         log.info("pipeline.started", app_id=self.settings.app_id, sink=self.sink is not None)
+
+    async def _wait_for_group_coordinators(self) -> None:
+        """The consumers start once the broker has their groups' coordinator. A new
+        cluster has none until it has created its offsets topic, which the first
+        consumer's question starts: aiokafka logs that first try as an error ("Group
+        Coordinator Request failed"), in every first run. Waiting here instead keeps a
+        normal start free of errors, and hides nothing: a coordinator still missing
+        after the wait is a warning here, and the consumers' own errors follow."""
+        groups = [stream_group(self.settings.app_id)]
+        if self.store is not None:
+            groups.append(sink_group(self.settings.app_id))
+        ready = await asyncio.to_thread(
+            wait_for_group_coordinators, bootstrap_of(self.settings), groups,
+            COORDINATOR_WAIT_SECONDS,
+        )  # fmt: skip
+        if not ready:
+            log.warning("kafka.coordinator.missing", groups=groups, waited=COORDINATOR_WAIT_SECONDS)
 
     @property
     def running(self) -> Streams:

@@ -1,10 +1,17 @@
 """Logging, configured once at the entry point: JSON lines when stderr is not a
-terminal, readable lines when it is. Libraries' stdlib loggers go the same way."""
+terminal, readable lines when it is. Libraries' stdlib loggers go the same way.
+
+An exception is a structured traceback in JSON (type, message, frames: what a crash in
+production is diagnosed from) and Python's own traceback on a console. Local variables
+are left out of both: they can hold tokens, passwords and visits' data."""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
 import sys
+from collections.abc import Mapping
 
 import structlog
 
@@ -18,13 +25,76 @@ _QUIET = {
 }
 
 
+class LibraryFloors(logging.Filter):
+    """Holds the records a library's own code makes to that library's level in _QUIET,
+    whichever logger carries them. Setting the `faust` logger's level is not enough:
+    mode gives every Service subclass the logger of the module that defines it
+    (`mode.services.ServiceBase._init_subclass_logger`), so Faust's lifecycle lines
+    for the app, consumer and tables subclassed in `streams/runtime` ("[^VizitaApp]:
+    Starting...") come under our own module names, at INFO."""
+
+    def __init__(self, floors: Mapping[str, int]) -> None:
+        super().__init__()
+        self._floors = [
+            (directory, level)
+            for package, level in floors.items()
+            if (directory := _package_directory(package)) is not None
+        ]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for directory, level in self._floors:
+            if record.pathname.startswith(directory):
+                return record.levelno >= level
+        return True
+
+
+def _package_directory(package: str) -> str | None:
+    """Where an installed package's code is (found without importing it)."""
+    module = sys.modules.get(package)
+    if module is not None:  # faust, once imported, is a module object with no __spec__
+        locations = list(getattr(module, "__path__", []))
+    else:
+        spec = importlib.util.find_spec(package)
+        locations = list(spec.submodule_search_locations or []) if spec else []
+    return os.path.join(locations[0], "") if locations else None
+
+
+def not_a_failure(record: logging.LogRecord) -> bool:
+    """False for an error record a library logs when nothing failed.
+
+    kafka-python logs "Metadata refresh: failed Cancelled" when a client is closed
+    while a background metadata refresh is in flight: closing a connection fails its
+    requests with `Cancelled` (kafka/net/connection.py), and kafka/cluster.py logs every
+    failed refresh as an error. The offset helpers of `vizita.kafka.admin` open and
+    close short-lived clients all the time, so a normal run would show it now and then.
+    A refresh that really fails (a broker refusing connections, a timeout) carries
+    another error and still shows; a broker that closes the connection and goes away
+    also cancels the request in flight, and then shows in the reconnection errors."""
+    return not (
+        record.name == "kafka.cluster"
+        and record.msg == "Metadata refresh: failed %s"
+        and isinstance(record.args, tuple)
+        and len(record.args) == 1
+        and type(record.args[0]).__name__ == "Cancelled"
+        and type(record.args[0]).__module__ == "kafka.errors"
+    )
+
+
+def _renderer(as_json: bool) -> list[structlog.types.Processor]:
+    if as_json:
+        tracebacks = structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+        return [
+            structlog.processors.ExceptionRenderer(tracebacks),
+            structlog.processors.JSONRenderer(),
+        ]
+    return [structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)]
+
+
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
-    renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
-    )
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
@@ -36,9 +106,12 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    *_renderer(as_json)],
         foreign_pre_chain=shared,
     ))  # fmt: skip
+    handler.addFilter(LibraryFloors(_QUIET))
+    handler.addFilter(not_a_failure)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

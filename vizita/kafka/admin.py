@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterable, Iterator
 
 import structlog
@@ -14,7 +15,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from vizita.contract.settings import Settings
 from vizita.contract.topics import TOPICS
-from vizita.kafka.errors import KafkaUnreachable
+from vizita.kafka.errors import KafkaAdminError, KafkaUnreachable
 
 log = structlog.get_logger(__name__)
 
@@ -134,3 +135,26 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
             return {}
     return {tp.partition: int(meta.offset) for tp, meta in offsets.items()
             if tp.topic == topic and meta.offset >= 0}  # fmt: skip
+
+
+def wait_for_group_coordinators(
+    bootstrap: str, groups: Iterable[str], timeout: float = 30.0, poll: float = 0.1
+) -> bool:
+    """Until the broker has a coordinator for each of `groups`, loaded and answering
+    (True), or `timeout` runs out (False). A new cluster creates its offsets topic when
+    it is first asked for a coordinator and has none for a moment; a restarted one
+    answers "loading" until it has read that topic back."""
+    wanted: dict[str, None] = dict.fromkeys(groups)
+    deadline = time.monotonic() + timeout
+    with _admin(bootstrap) as admin:
+        while True:
+            try:
+                admin.list_group_offsets(wanted)
+            except KafkaError as exc:
+                if not exc.retriable:
+                    raise KafkaAdminError(f"no group coordinator at {bootstrap}: {exc}") from exc
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(poll)
+            else:
+                return True
