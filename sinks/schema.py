@@ -27,6 +27,13 @@ DEAD_LETTER_COLUMNS: Final = (
     "received_at", "reason", "field", "detail", "payload", "source", "payload_sha256", "version",
 )  # fmt: skip
 STORE_REJECT_COLUMNS: Final = ("rejected_at", "target", "reason", "row", "source")
+#: table -> its columns that may hold what a form added (a name, say): kept only for the
+#: retention, and never readable by Grafana's user (config/clickhouse/users.d)
+PERSONAL_COLUMNS: Final = {DEAD_LETTERS: ("payload",), STORE_REJECTS: ("row",)}
+#: the tables Grafana may read (the bookkeeping of migrations is no reading)
+READABLE_TABLES: Final = (
+    VISITS, INDICATOR_VALUES, ALERTS, ACTIVE_ALERTS, CONSUMER_LAG, DEAD_LETTERS, STORE_REJECTS,
+)  # fmt: skip
 CONSUMER_LAG_COLUMNS: Final = (
     "measured_at", "consumer_group", "topic", "partition", "end_offset", "committed_offset", "lag",
 )  # fmt: skip

@@ -111,7 +111,7 @@ class ScopeStage:
     # --- a batch ---------------------------------------------------------------------------
 
     async def handle(self, events: Sequence[EventT[Any]]) -> None:
-        self._reconcile()
+        await delivered(self._reconcile())
         pending: dict[int, Pending] = {}
         for event in events:
             message = event.message
@@ -184,11 +184,13 @@ class ScopeStage:
 
     # --- owning partitions -----------------------------------------------------------------
 
-    def _reconcile(self) -> None:
+    def _reconcile(self) -> list[Any]:
         """After a rebalance: give up the scopes of partitions another worker owns now,
-        and build the scopes of partitions this one took on, from their entries."""
+        and build the scopes of partitions this one took on, from their entries. The
+        last alert of each of their keys is sent again: an alert's state is written
+        before the alert is sent, so the alert may be what a crash lost."""
         if self.reconciled == self.generation:
-            return
+            return []
         self.reconciled = self.generation
         assigned = {tp.partition for tp in self.app.consumer.assignment()
                     if tp.topic == self.topics.contributions.get_topic_name()}  # fmt: skip
@@ -204,6 +206,18 @@ class ScopeStage:
             log.info(
                 "stage2.took_on", partitions=sorted(taken), scopes=sum(map(len, taken.values()))
             )
+        return [self._send_alert(alert) for alert in self._last_alerts(set(taken))]
+
+    def _last_alerts(self, partitions: set[int]) -> Iterator[Alert]:
+        for value in self.alert_states.values():
+            alert: Alert = decode(value, Alert)
+            if scope_partition(alert.municipality, self.partitions) in partitions:
+                yield alert
+
+    def _send_alert(self, alert: Alert) -> Any:
+        return self.topics.alerts.send(
+            key=alert.municipality.encode(), value=encode(alert), force=True
+        )
 
     def _entries_of(self, scopes: set[str]) -> Iterator[tuple[str, list[VisitEntry]]]:
         found: dict[str, list[VisitEntry]] = {scope: [] for scope in scopes}
@@ -258,16 +272,15 @@ class ScopeStage:
             self.topics.indicators.send(value=encode(IndicatorValues(part)), force=True)
             for part in chunks(rows, ROWS_PER_MESSAGE)
         ]
-        alerts = self._alerts(owned, clock, now) if rows else []
-        sends += [
-            self.topics.alerts.send(
-                key=alert.municipality.encode(), value=encode(alert), force=True
-            )
-            for alert, _ in alerts
-        ]
         await delivered(sends)
-        for alert, partition in alerts:
-            self._record(alert, partition)
+        alerts = self._alerts(owned, clock, now) if rows else []
+        if alerts:
+            # The state first, then the alert (see _reconcile): a transition may be sent
+            # twice, never lost, and never sent without the state that numbers the next.
+            for alert, partition in alerts:
+                self._record(alert, partition)
+            await self.alert_states.send_changes()
+            await delivered(self._send_alert(alert) for alert, _ in alerts)
 
     def _alerts(self, owned: Partition, clock: date, now: datetime) -> list[tuple[Alert, int]]:
         found = []

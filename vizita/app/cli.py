@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -208,8 +210,29 @@ async def _run_worker(pipeline: Any, *, exit_when_done: bool) -> None:
         failure = waits[1]
         if failure in done:
             raise failure.result()
+        for task in done:
+            task.result()  # a wait that raised
     finally:
+        _exit_unless_stopped_within(EXIT_SECONDS)
         await pipeline.stop()
+
+
+#: how long a worker may take to stop, in every state, before it ends itself
+EXIT_SECONDS = 30.0
+
+
+def _exit_unless_stopped_within(seconds: float) -> None:
+    """A stop that hangs (a task that ignores cancellation, a thread blocked on a broker
+    that is gone) must not keep the process: a supervisor restarts what exits."""
+
+    def end() -> None:
+        print(f"vizita: error: the worker did not stop within {seconds:.0f} s", file=sys.stderr,
+              flush=True)  # fmt: skip
+        os._exit(3)
+
+    timer = threading.Timer(seconds, end)
+    timer.daemon = True  # a process that stops in time is not held by it
+    timer.start()
 
 
 @main.command()

@@ -46,8 +46,8 @@ log = structlog.get_logger(__name__)
 
 LAG_EVERY_SECONDS = 30.0
 WAITING_LOG_SECONDS = 10.0
-#: how long stopping may take before the worker gives up on a clean stop
-STOP_SECONDS = 30.0
+#: how long a clean stop may take (within the 30 s a worker has to stop in every state)
+STOP_SECONDS = 25.0
 
 
 class WorkerFailed(AppError):

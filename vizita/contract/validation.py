@@ -127,11 +127,16 @@ def _reason_for(error: ErrorDetails, path: str) -> Reason:  # noqa: PLR0911  # a
     return Reason.WRONG_TYPE
 
 
+# Messages that would quote the value sent: `detail` is stored and shown, and a value may
+# be what a form added (a name), so these say what was expected instead.
+_QUOTING_MESSAGES = {"union_tag_invalid": "Input should be 'upsert' or 'void'"}
+
+
 def _rejection_from(exc: ValidationError) -> Rejection:
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]
     path = _field_path(first)
-    message = first["msg"]
+    message = _QUOTING_MESSAGES.get(first["type"], first["msg"])
     if len(message) > _MAX_DETAIL:  # the list of 38 codes says nothing a reader needs
         message = message[: _MAX_DETAIL - 3] + "..."
     return Rejection(_reason_for(first, path), path, f"{path or 'payload'}: {message}")

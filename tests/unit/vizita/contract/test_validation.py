@@ -844,3 +844,23 @@ def test_valid_events_round_trip(payload: dict[str, Any]) -> None:
         if items is not None:
             assert len(items) == len(set(items))
             assert set(items) == set(payload[name])
+
+
+MARKER = "ZQXMARK"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from(sorted(set(FIELD_NAMES) | {"op", "schema_version"})),
+    value=st.one_of(
+        st.text(max_size=20).map(lambda t: MARKER + t),
+        st.lists(st.text(max_size=5).map(lambda t: MARKER + t), min_size=1, max_size=3),
+        st.dictionaries(st.just(MARKER), st.just(MARKER), min_size=1),
+    ),
+)
+def test_a_rejection_never_echoes_what_was_submitted(name: str, value: Any) -> None:
+    # `detail` is stored and shown; a payload may hold a name, which must stay in it.
+    result = validate_payload(encode({**upsert_payload(), name: value}))
+    if isinstance(result, Rejection):
+        assert MARKER not in result.detail
+        assert MARKER not in result.field
