@@ -24,11 +24,9 @@ from typing import Final
 from sinks.schema import VISITS
 from sinks.sql import literal
 from vizita.contract.codes import MISSED_OUTCOMES
-from vizita.contract.indicators import WINDOWS
+from vizita.contract.indicators import BREASTFEEDING_MAX_MONTHS, IMMUNISATION_MAX_MONTHS, WINDOWS
 from vizita.contract.municipalities import ALL_KOSOVO, SCOPES
 
-IMMUNISATION_MAX_MONTHS: Final = 23  # SPEC §3: "child 0-23 months"
-BREASTFEEDING_MAX_MONTHS: Final = 5  # SPEC §3: "child 0-5 months"
 MATERNAL_VISIT_TYPES: Final = ("prenatal", "newborn")
 
 #: what each effective visit is, as columns of `visits` (SPEC §3's sets of visits)

@@ -19,6 +19,7 @@ from streams.revisions import VisitState
 from vizita.contract.codes import MISSED_OUTCOMES
 from vizita.contract.days import local_day
 from vizita.contract.events import Event, UpsertEvent
+from vizita.contract.indicators import BREASTFEEDING_MAX_MONTHS, IMMUNISATION_MAX_MONTHS
 from vizita.contract.messages import Contribution, VisitEntry
 from vizita.contract.municipalities import ALL_KOSOVO
 
@@ -31,8 +32,6 @@ RATIOS: dict[str, tuple[str, str]] = {
     "at_risk_referral_rate": ("ref_num", "ref_den"),
     "missed_visit_rate": ("missed", "effective"),
 }
-IMMUNISATION_MAX_MONTHS = 23  # "child 0-23 months"
-BREASTFEEDING_MAX_MONTHS = 5  # "child 0-5 months"
 
 
 def contribution(visit: Any) -> Contribution:

@@ -76,11 +76,6 @@ class Streams:
 
     def _wire_scopes(self, topics: StageTopics, settings: Settings, targets: Targets) -> None:
         stage = ScopeStage(self._app, topics, targets, settings.partitions, self.stats)
-
-        @self._app.on_rebalance_complete.connect  # type: ignore[untyped-decorator]  # faust's signal is untyped
-        def on_rebalance(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-            stage.generation += 1
-
         batch_agent(
             self._app, topics.contributions, "scopes", stage.handle, tables=stage.tables,
             health=self.health, max_batch=settings.batch_events, within=settings.batch_seconds,

@@ -105,8 +105,6 @@ class ScopeStage:
         )  # fmt: skip
         self.rollup = Rollup()
         self.owned: dict[int, Partition] = {}
-        self.generation = 0  # bumped by every rebalance
-        self.reconciled = -1  # the generation the owned partitions were last checked at
 
     # --- a batch ---------------------------------------------------------------------------
 
@@ -189,11 +187,9 @@ class ScopeStage:
         and build the scopes of partitions this one took on, from their entries. The
         last alert of each of their keys is sent again: an alert's state is written
         before the alert is sent, so the alert may be what a crash lost."""
-        if self.reconciled == self.generation:
+        assigned = self._assigned()
+        if assigned == set(self.owned):
             return []
-        self.reconciled = self.generation
-        assigned = {tp.partition for tp in self.app.consumer.assignment()
-                    if tp.topic == self.topics.contributions.get_topic_name()}  # fmt: skip
         for partition in set(self.owned) - assigned:
             for scope in self.owned.pop(partition).scopes:
                 self.rollup.drop(scope)
@@ -218,6 +214,11 @@ class ScopeStage:
         return self.topics.alerts.send(
             key=alert.municipality.encode(), value=encode(alert), force=True
         )
+
+    def _assigned(self) -> set[int]:
+        # Asked at every batch: a rebalance can settle after the batch that follows it.
+        topic = self.topics.contributions.get_topic_name()
+        return {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic}
 
     def _entries_of(self, scopes: set[str]) -> Iterator[tuple[str, list[VisitEntry]]]:
         found: dict[str, list[VisitEntry]] = {scope: [] for scope in scopes}

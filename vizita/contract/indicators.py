@@ -37,6 +37,10 @@ COUNT_INDICATORS: Final[frozenset[str]] = frozenset(
     name for name, kind in KINDS.items() if kind is Kind.COUNT
 )
 
+#: SPEC §3's age bounds, in months: "child 0-23 months" and "child 0-5 months"
+IMMUNISATION_MAX_MONTHS: Final = 23
+BREASTFEEDING_MAX_MONTHS: Final = 5
+
 #: the conditions of SPEC §3 that an effective visit may meet, each a numerator or a
 #: denominator of an indicator (streams.indicators decides them; they travel as bits)
 CONDITIONS: Final[tuple[str, ...]] = (

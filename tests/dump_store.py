@@ -1,15 +1,18 @@
 """Print a store's tables as canonical JSON (run as a script: a process holds one
 embedded store, so the tests read a worker's store in a process of its own).
 
-    python tests/integration/dump_store.py chdb:///path DATABASE
+    python tests/dump_store.py chdb:///path DATABASE
+
+`dump` reads the same from a store the calling process holds.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
-from sinks.store import open_store
+from sinks.store import Store, open_store
 
 QUERIES = {
     "visits": "SELECT * EXCEPT (version, stored_at) FROM {db}.visits FINAL ORDER BY visit_id",
@@ -21,6 +24,13 @@ QUERIES = {
         "SELECT reason, field, detail, hex(payload) AS payload FROM {db}.dead_letters FINAL "
         "ORDER BY payload, reason"
     ),
+    # Where each came from: it names the scenario's own topics, so it is read apart.
+    "dead_letter_sources": (
+        "SELECT hex(payload) AS payload, source FROM {db}.dead_letters FINAL ORDER BY payload"
+    ),
+    "store_rejects": (
+        "SELECT target, reason, source FROM {db}.store_rejects FINAL ORDER BY target, source"
+    ),
     "active_alerts": (
         "SELECT municipality, indicator, window_days, state, value, target, denominator, as_of "
         "FROM {db}.active_alerts ORDER BY municipality, indicator"
@@ -28,12 +38,18 @@ QUERIES = {
 }
 
 
+def dump(store: Store) -> dict[str, Any]:
+    """The tables as plain JSON values (what the script prints, read back)."""
+    tables = {name: store.query(sql.format(db=store.database)) for name, sql in QUERIES.items()}
+    return dict(json.loads(json.dumps(tables, default=str, sort_keys=True)))
+
+
 def main() -> None:
     url, database = sys.argv[1], sys.argv[2]
     store = open_store(url, database)
-    dump = {name: store.query(sql.format(db=database)) for name, sql in QUERIES.items()}
+    tables = dump(store)
     store.close()
-    print(json.dumps(dump, default=str, sort_keys=True))
+    print(json.dumps(tables, sort_keys=True))
 
 
 if __name__ == "__main__":

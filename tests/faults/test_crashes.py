@@ -1,0 +1,98 @@
+"""Five SIGKILLs of the worker at random points of one backfill, and the broker itself
+killed and started again in the middle of it: every table ends as one uninterrupted
+worker leaves it, and every indicator row as the oracle computes it."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import oracle
+import pytest
+from workers import (
+    WORKER_TIMEOUT,
+    check_alerts,
+    dump,
+    processed,
+    publish_all,
+    scenario_settings,
+    start_worker,
+    wait_for_progress,
+)
+
+from vizita.app.broker import LocalBroker
+from vizita.contract.settings import Settings
+
+pytestmark = pytest.mark.timeout(900)
+KILLS = 5
+RESTARTS = 5  # how often a supervisor would start a worker that exited with an error
+
+
+def _kill(worker: subprocess.Popen[bytes]) -> None:
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(30)
+
+
+def _bounce(broker: LocalBroker) -> None:
+    """The broker dies (SIGKILL) and comes back on the same address and data."""
+    broker.kill()
+    time.sleep(1.0)
+    broker.start()
+
+
+def _finish_supervised(settings: Settings, store: Path) -> list[int]:
+    """Run a worker to the end, starting it again when it exits with an error (as
+    systemd or Kubernetes would); the exit codes it had."""
+    codes = []
+    for _ in range(RESTARTS):
+        worker = start_worker(settings, store, "--exit-when-done")
+        codes.append(worker.wait(WORKER_TIMEOUT))
+        if codes[-1] == 0:
+            return codes
+    raise AssertionError(f"the worker never finished: exit codes {codes}")
+
+
+def _as_oracle_rows(tables: dict[str, Any]) -> dict[oracle.Key, oracle.Row]:
+    return {
+        (r["municipality"], r["indicator"], r["window_days"], date.fromisoformat(r["as_of"])): (
+            r["numerator"],
+            r["denominator"],
+            r["value"],
+        )  # fmt: skip
+        for r in tables["indicator_values"]
+    }
+
+
+def test_five_kills_and_a_broker_restart_in_one_backfill(
+    own_kafka: LocalBroker, payloads: list[bytes], reference: dict[str, Any], tmp_path: Path
+) -> None:
+    settings = scenario_settings(own_kafka, "chaos", tmp_path)
+    store = tmp_path / "store"
+    publish_all(settings, payloads)
+    rng = random.Random(5)
+    points = sorted(rng.uniform(0.05, 0.85) for _ in range(KILLS))
+    worker = start_worker(settings, store)
+    for kill, point in enumerate(points, start=1):
+        wait_for_progress(settings, int(len(payloads) * point))
+        time.sleep(rng.uniform(0.0, 0.4))
+        if kill == KILLS // 2 + 1:
+            _bounce(own_kafka)  # under a running worker
+            if worker.poll() is None:
+                wait_for_progress(settings, processed(settings) + 1)
+        _kill(worker)
+        worker = start_worker(settings, store)
+    _kill(worker)
+    assert processed(settings) < len(payloads)  # the last kill was mid-stream too
+    _finish_supervised(settings, store)
+
+    tables = dump(store, "chaos")
+    for table in ("visits", "dead_letters", "indicator_values"):
+        assert tables[table] == reference[table], table
+    assert tables["store_rejects"] == []
+    check_alerts(tables)
+    assert _as_oracle_rows(tables) == oracle.compute(payloads)
