@@ -58,14 +58,11 @@ def _finish_supervised(settings: Settings, store: Path) -> list[int]:
 
 
 def _as_oracle_rows(tables: dict[str, Any]) -> dict[oracle.Key, oracle.Row]:
-    return {
-        (r["municipality"], r["indicator"], r["window_days"], date.fromisoformat(r["as_of"])): (
-            r["numerator"],
-            r["denominator"],
-            r["value"],
-        )  # fmt: skip
-        for r in tables["indicator_values"]
-    }
+    rows = {}
+    for r in tables["indicator_values"]:
+        key = (r["municipality"], r["indicator"], r["window_days"], date.fromisoformat(r["as_of"]))
+        rows[key] = (r["numerator"], r["denominator"], r["value"])
+    return rows
 
 
 def test_five_kills_and_a_broker_restart_in_one_backfill(

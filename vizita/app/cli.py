@@ -188,8 +188,12 @@ def worker(  # noqa: PLR0917  # click passes every option positionally
     if not no_sink:
         store = open_store(settings.store_url.get_secret_value(), settings.database)
         migrate(store, settings.dead_letter_retention_days)
-    ensure_pipeline_topics(settings)
-    asyncio.run(_run_worker(Pipeline(settings, store, targets), exit_when_done=exit_when_done))
+    try:
+        ensure_pipeline_topics(settings)
+        asyncio.run(_run_worker(Pipeline(settings, store, targets), exit_when_done=exit_when_done))
+    finally:
+        if store is not None:
+            store.close()  # the embedded engine finishes what it writes before the exit
 
 
 async def _run_worker(pipeline: Any, *, exit_when_done: bool) -> None:
@@ -217,8 +221,8 @@ async def _run_worker(pipeline: Any, *, exit_when_done: bool) -> None:
         await pipeline.stop()
 
 
-#: how long a worker may take to stop, in every state, before it ends itself
-EXIT_SECONDS = 30.0
+#: how long a worker may take to stop before it ends itself (30 s in all, with its exit)
+EXIT_SECONDS = 28.0
 
 
 def _exit_unless_stopped_within(seconds: float) -> None:
