@@ -39,6 +39,8 @@ def _faust_app(settings: Settings, bootstrap: str) -> VizitaApp:
         datadir=str(datadir),
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.kafka_session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout_seconds / 3),
         producer_acks=-1,
         # The stages send a few large messages per batch and wait for them: a short
         # linger lets one produce request carry a batch's messages to many partitions.

@@ -1,4 +1,4 @@
-"""Two fixes to faust-streaming 0.15.3's consumer, without which a restart or a
+"""Three fixes to faust-streaming 0.15.3's consumer, without which a restart or a
 rebalance loses messages (seen here: a restarted worker handled offset 910, then 927).
 
 1. **Skipped messages were acknowledged.** A stream skips a message fetched before a
@@ -15,7 +15,16 @@ rebalance loses messages (seen here: a restarted worker handled offset 910, then
    `_drain_messages` with one change: every seek starts a new epoch, and the rest of a
    batch fetched in an older epoch is neither handed over nor recorded as read.
 
-Both only ever cause a message to be processed again, never lost; the stages are
+3. **A partition with nothing committed was not sought.** At a rebalance faust seeks
+   every partition to its committed offset (aiokafka's `seek_to_committed`), but one
+   with no committed offset yet (a new group, or a worker that died before its first
+   commit) is not moved at all: its fetcher goes on from where it had reached, past the
+   messages fetched before the rebalance that the rebalance dropped, and those are never
+   processed (seen: offsets 12 to 57 of every stage-2 partition, on a worker's first
+   start after another died). `perform_seek` below starts such a partition again from
+   its first message.
+
+All three only ever cause a message to be processed again, never lost; the stages are
 idempotent (state keyed by visit, last writer wins by rank), so a repeat is harmless.
 The faust version is pinned exactly because this subclass replaces one of its loops.
 """
@@ -27,7 +36,7 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 import faust
-from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from faust.types.transports import TransportT
@@ -58,8 +67,21 @@ class VizitaConsumer(faust_aiokafka.Consumer):
     # Every way faust moves a partition's position starts a new seek epoch (before and
     # after: a message fetched while the seek runs is stale too).
     async def perform_seek(self) -> None:
+        """Faust's, but a partition with nothing committed starts again from its first
+        message (see the module's third fix)."""
         self._seek_epoch += 1
-        await super().perform_seek()
+        committed = await self.seek_to_committed()
+        fresh = [tp for tp, offset in committed.items() if not offset]
+        if fresh:
+            earliest = await self.earliest_offsets(*fresh)
+            for tp in fresh:
+                await self._seek(tp, earliest.get(tp) or 0)
+        self._read_offset.update({
+            ensure_TP(tp): offset if offset else None for tp, offset in committed.items()
+        })  # fmt: skip
+        self._committed_offset.update(
+            {ensure_TP(tp): offset for tp, offset in committed.items() if offset}
+        )
         self._seek_epoch += 1
 
     async def seek(self, partition: TP, offset: int) -> None:

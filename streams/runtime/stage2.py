@@ -105,6 +105,15 @@ class ScopeStage:
         )  # fmt: skip
         self.rollup = Rollup()
         self.owned: dict[int, Partition] = {}
+        # Faust reads the entries back from their changelog after a rebalance, maybe
+        # more than once, and maybe into partitions this worker still owns: every
+        # recovery makes the rollup stale, to be built again at the next batch.
+        self.entries.on_recover(self._recovered)
+
+    async def _recovered(self) -> None:
+        for partition in list(self.owned):
+            for scope in self.owned.pop(partition).scopes:
+                self.rollup.drop(scope)
 
     # --- a batch ---------------------------------------------------------------------------
 

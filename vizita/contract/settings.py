@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     # its 39 scopes over them. Replication 1 fits one broker; 3 is usual on a cluster.
     partitions: int = Field(default=4, ge=1, le=256)
     replication_factor: int = Field(default=1, ge=1, le=16)
+    # How long the group waits for a worker that stopped answering (a crash) before its
+    # partitions go to the others: short, so a restarted worker starts soon; not so short
+    # that a long computation (which pauses heartbeats) loses the partitions.
+    kafka_session_timeout_seconds: float = Field(default=15.0, ge=6, le=300)
     # Stages take events in batches of at most this many, waiting at most this long.
     batch_events: int = Field(default=1000, ge=1, le=100_000)
     batch_seconds: float = Field(default=0.05, gt=0, le=10)

@@ -530,3 +530,17 @@ def test_instants_at_the_ends_of_time_are_refused_at_the_boundary(
     result = validate_payload(json.dumps(full).encode())
     assert isinstance(result, Rejection)
     assert result.reason is Reason.OUT_OF_RANGE
+
+
+def test_a_visit_with_thousands_of_events_keeps_a_state_of_one_size() -> None:
+    # One visit_id sent 15,000 distinct event ids (a broken or hostile device): the state,
+    # and so the changelog message and the work per event, must not grow with them.
+    state = apply_event(None, upsert("e-0")).state
+    sizes = []
+    for n in range(1, 15_000):
+        state = apply_event(state, upsert(f"e-{n}", revision=1 + n % 3)).state
+        if n % 5_000 == 0:
+            sizes.append(len(state_to_bytes(state)))
+    assert max(sizes) - min(sizes) <= 4  # the same fields; numbers may gain a digit
+    assert max(sizes) < 1_000
+    assert state.has_seen("e-14999")
