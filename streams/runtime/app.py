@@ -46,7 +46,10 @@ def _faust_app(settings: Settings, bootstrap: str) -> VizitaApp:
         # linger lets one produce request carry a batch's messages to many partitions.
         producer_linger=0.002,
         producer_max_request_size=4 * 1024 * 1024,
-        stream_wait_empty=False,
+        # A rebalance waits for the batch in flight: its table writes reach the changelog
+        # before the tables are read back from it, and its old owner is done with a
+        # partition before the new one takes it on.
+        stream_wait_empty=True,
     )
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import faust
 import structlog
-from faust.types import EventT
+from faust.types import TP, EventT
 
 from streams.alerts import next_state
 from streams.indicators import Value
@@ -77,6 +77,10 @@ class Partition:
     """What stage 2 knows of one partition it owns, besides its tables."""
 
     scopes: tuple[str, ...]
+    # The end of the partition when this worker took it on: a tick before it was seen
+    # by the worker that owned the partition before, which may have sent rows at that
+    # tick's offset (as version) from entries this table has since moved past.
+    computes_from: int = 0
     computed: tuple[date, date] | None = None  # (first day, clock day) last computed
     next_compute: float = 0.0  # monotonic time before which a tick with a backlog skips
 
@@ -118,7 +122,7 @@ class ScopeStage:
     # --- a batch ---------------------------------------------------------------------------
 
     async def handle(self, events: Sequence[EventT[Any]]) -> None:
-        await delivered(self._reconcile())
+        await delivered(await self._reconcile())
         pending: dict[int, Pending] = {}
         for event in events:
             message = event.message
@@ -172,7 +176,7 @@ class ScopeStage:
         backlog waiting, computing at most every COMPUTE_COST_FACTOR times its own cost
         keeps the time on contributions; the tick at the head computes everything."""
         owned = self.owned.get(message.partition)
-        if owned is None:
+        if owned is None or message.offset < owned.computes_from:
             return False
         return _backlog(self.app, message.tp, message.offset) <= 0 or (
             time.monotonic() >= owned.next_compute
@@ -191,11 +195,13 @@ class ScopeStage:
 
     # --- owning partitions -----------------------------------------------------------------
 
-    def _reconcile(self) -> list[Any]:
+    async def _reconcile(self) -> list[Any]:
         """After a rebalance: give up the scopes of partitions another worker owns now,
-        and build the scopes of partitions this one took on, from their entries. The
-        last alert of each of their keys is sent again: an alert's state is written
-        before the alert is sent, so the alert may be what a crash lost."""
+        and build the scopes of partitions this one took on, from their entries. They
+        compute from their first tick past the partition's end (see `Partition`), all
+        their rows at once. The last alert of each of their keys is sent again: an
+        alert's state is written before the alert is sent, so the alert may be what a
+        crash lost."""
         assigned = self._assigned()
         if assigned == set(self.owned):
             return []
@@ -205,8 +211,9 @@ class ScopeStage:
         taken = {p: _scopes_of(p, self.partitions) for p in assigned - set(self.owned)}
         for scope, entries in self._entries_of({s for scopes in taken.values() for s in scopes}):
             self.rollup.build(scope, entries)
+        ends = await self._ends(set(taken))
         for partition, scopes in taken.items():
-            self.owned[partition] = Partition(scopes)
+            self.owned[partition] = Partition(scopes, computes_from=ends[partition])
         if taken:
             log.info(
                 "stage2.took_on", partitions=sorted(taken), scopes=sum(map(len, taken.values()))
@@ -223,6 +230,13 @@ class ScopeStage:
         return self.topics.alerts.send(
             key=alert.municipality.encode(), value=encode(alert), force=True
         )
+
+    async def _ends(self, partitions: set[int]) -> dict[int, int]:
+        if not partitions:
+            return {}
+        topic = self.topics.contributions.get_topic_name()
+        ends = await self.app.consumer.highwaters(*(TP(topic, p) for p in partitions))
+        return {tp.partition: int(end) for tp, end in ends.items()}
 
     def _assigned(self) -> set[int]:
         # Asked at every batch: a rebalance can settle after the batch that follows it.

@@ -44,7 +44,8 @@ def test_poison_on_every_internal_topic_is_dead_lettered_and_nothing_else_change
     poisons = _poisons(settings.partitions)
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
     for topic, partition, value in poisons:
-        producer.send(settings.topic(topic), value=value, partition=partition)
+        # a key too: a client sends a null value only as a keyed tombstone
+        producer.send(settings.topic(topic), key=b"poison", value=value, partition=partition)
     producer.flush()
     producer.close()
 
