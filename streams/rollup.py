@@ -14,10 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
+from streams.follow_up import FollowUps
 from streams.indicators import DayBucket, Value, scope_values
-from vizita.contract.indicators import WINDOWS
+from vizita.contract.indicators import COUNTRYWIDE_INDICATORS, WINDOWS
 from vizita.contract.messages import VisitEntry
-from vizita.contract.municipalities import ALL_KOSOVO
+from vizita.contract.municipalities import ALL_KOSOVO, SCOPES
 
 
 def supersedes(incoming: VisitEntry, stored: VisitEntry | None) -> bool:
@@ -38,11 +39,13 @@ def counts_in(scope: str, entry: VisitEntry | None) -> bool:
 class Rollup:
     """The derived state of the scopes one stage-2 worker owns: per scope and day a
     bucket, per scope the earliest day changed since it was last computed, and the
-    rows last emitted."""
+    rows last emitted. The owner of `ALL` sees every visit, and so also keeps the
+    follow-ups, and computes `COUNTRYWIDE_INDICATORS` for every scope."""
 
     buckets: dict[str, dict[date, DayBucket]] = field(default_factory=dict)
     dirty: dict[str, date] = field(default_factory=dict)  # scope -> earliest changed day
     emitted: dict[tuple[str, str, int, date], tuple[int, int | None]] = field(default_factory=dict)
+    follow_ups: FollowUps | None = None  # while `ALL` is owned
 
     @property
     def scopes(self) -> set[str]:
@@ -57,24 +60,33 @@ class Rollup:
         earliest = self.dirty.get(scope)
         self.dirty[scope] = entry.day if earliest is None else min(earliest, entry.day)
 
-    def replace(self, scope: str, old: VisitEntry | None, new: VisitEntry) -> None:
+    def replace(self, scope: str, visit_id: str, old: VisitEntry | None, new: VisitEntry) -> None:
         """A visit's entry in `scope` changed from `old` to `new`."""
         self._shift(scope, old, -1)
         self._shift(scope, new, +1)
+        if scope == ALL_KOSOVO and self.follow_ups is not None:
+            self.follow_ups.replace(visit_id, new)
 
-    def build(self, scope: str, entries: Iterable[VisitEntry]) -> None:
-        """Take on `scope` from its entries; all of its rows will be computed and sent."""
+    def build(self, scope: str, entries: Iterable[tuple[str, VisitEntry]]) -> None:
+        """Take on `scope` from its entries (visit_id, entry); all of its rows will be
+        computed and sent."""
         self.drop(scope)
         self.buckets[scope] = defaultdict(DayBucket)
-        for entry in entries:
+        follow_ups = self.follow_ups = FollowUps() if scope == ALL_KOSOVO else self.follow_ups
+        for visit_id, entry in entries:
             self._shift(scope, entry, +1)
-        self.dirty[scope] = date.min
+            if scope == ALL_KOSOVO and follow_ups is not None:
+                follow_ups.replace(visit_id, entry)
+        self.mark_all(date.min, (scope,))
 
     def drop(self, scope: str) -> None:
         """Give `scope` up (another worker owns it now)."""
         self.buckets.pop(scope, None)
         self.dirty.pop(scope, None)
-        for key in [key for key in self.emitted if key[0] == scope]:
+        countrywide = scope == ALL_KOSOVO
+        if countrywide:
+            self.follow_ups = None
+        for key in [key for key in self.emitted if _emitted_by(key, scope, countrywide)]:
             del self.emitted[key]
 
     def mark_all(self, since: date = date.min, scopes: Iterable[str] | None = None) -> None:
@@ -82,6 +94,8 @@ class Rollup:
         for scope in self.buckets if scopes is None else scopes:
             if scope in self.buckets:
                 self.dirty[scope] = min(self.dirty.get(scope, since), since)
+                if scope == ALL_KOSOVO and self.follow_ups is not None:
+                    self.follow_ups.mark_all(since, SCOPES)
 
     def changed_values(
         self, first: date, clock: date, scopes: Iterable[str] | None = None
@@ -98,16 +112,48 @@ class Rollup:
             start = max(first, since)
             if start > clock:
                 continue
-            for value in scope_values(self.buckets[scope], start, clock, WINDOWS):
-                key = (scope, value.indicator, value.window_days, value.as_of)
-                if self.emitted.get(key) != (value.numerator, value.denominator):
-                    self.emitted[key] = (value.numerator, value.denominator)
-                    changed.append((scope, value))
+            self._changed(scope, scope_values(self.buckets[scope], start, clock, WINDOWS), changed)
             del self.dirty[scope]
+        if self.follow_ups is not None and (wanted is None or ALL_KOSOVO in wanted):
+            self._follow_ups_changed(self.follow_ups, first, clock, changed)
         return changed
 
+    def _follow_ups_changed(
+        self, follow_ups: FollowUps, first: date, clock: date, changed: list[tuple[str, Value]]
+    ) -> None:
+        for scope, since in sorted(follow_ups.dirty.items()):
+            start = max(first, since)
+            if start > clock:
+                continue
+            for window in WINDOWS:
+                self._changed(scope, follow_ups.values(scope, start, clock, window), changed)
+            del follow_ups.dirty[scope]
+
+    def _changed(
+        self, scope: str, values: Iterable[Value], changed: list[tuple[str, Value]]
+    ) -> None:
+        for value in values:
+            key = (scope, value.indicator, value.window_days, value.as_of)
+            if self.emitted.get(key) != (value.numerator, value.denominator):
+                self.emitted[key] = (value.numerator, value.denominator)
+                changed.append((scope, value))
+
     def value_at(self, scope: str, indicator: str, window: int, as_of: date) -> Value | None:
+        """A value this rollup computes (None for one another worker computes)."""
+        if indicator in COUNTRYWIDE_INDICATORS:
+            if self.follow_ups is None:
+                return None
+            return next(self.follow_ups.values(scope, as_of, as_of, window))
+        if scope not in self.buckets:
+            return None
         for value in scope_values(self.buckets[scope], as_of, as_of, (window,)):
             if value.indicator == indicator:
                 return value
         return None
+
+
+def _emitted_by(key: tuple[str, str, int, date], scope: str, countrywide: bool) -> bool:
+    """Whether a row last emitted belongs to `scope`'s owner (countrywide: to ALL's)."""
+    if key[1] in COUNTRYWIDE_INDICATORS:
+        return countrywide
+    return key[0] == scope

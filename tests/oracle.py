@@ -323,7 +323,7 @@ def day_range(events: Iterable[dict[str, Any]]) -> tuple[date, date] | None:
 
 
 def indicator_rows(visits: list[Visit]) -> dict[str, Row]:
-    """The nine indicators over one window's effective visits of one area."""
+    """The indicators but the follow-up over one window's effective visits of one area."""
     c = [v for v in visits if v.outcome == "completed"]
 
     def ratio(num: int, den: int) -> Row:
@@ -360,9 +360,11 @@ def compute(payloads: Iterable[bytes]) -> dict[Key, Row]:
     if span is None:
         return {}
     first, clock = span
+    visits = effective_visits(events)
     by_day: dict[date, list[Visit]] = defaultdict(list)
-    for visit in effective_visits(events):
+    for visit in visits:
         by_day[visit.day].append(visit)
+    follow_ups = follow_up_facts(visits)
     out: dict[Key, Row] = {}
     as_of = first
     while as_of <= clock:
@@ -374,11 +376,39 @@ def compute(payloads: Iterable[bytes]) -> dict[Key, Row]:
             for v in in_window:
                 areas[v.municipality].append(v)
             areas[ALL] = in_window
-            for area, visits in areas.items():
-                for indicator, row in indicator_rows(visits).items():
+            for area, members in areas.items():
+                for indicator, row in indicator_rows(members).items():
                     out[(area, indicator, window, as_of)] = row
+            for area, row in follow_up_rows(follow_ups, window, as_of).items():
+                out[(area, "at_risk_follow_up_rate", window, as_of)] = row
         as_of += timedelta(days=1)
     return out
+
+
+def follow_up_facts(visits: list[Visit]) -> list[tuple[Visit, bool]]:
+    """Every completed at-risk visit, and whether its household had another completed
+    visit 1 to 14 days later, anywhere (SPEC §3)."""
+    completed = [v for v in visits if v.outcome == "completed"]
+    return [
+        (v, any(u.household_id == v.household_id and 1 <= (u.day - v.day).days <= 14
+                for u in completed))
+        for v in completed if v.risk_flags
+    ]  # fmt: skip
+
+
+def follow_up_rows(facts: list[tuple[Visit, bool]], window: int, as_of: date) -> dict[str, Row]:
+    """The follow-up rate per area: the at-risk visits whose 14-day period ends in the
+    window (D-W+1 <= d+14 <= D), and of them those followed up."""
+    rows: dict[str, Row] = {}
+    for area in (*MUNICIPALITIES, ALL):
+        due = [
+            followed for v, followed in facts
+            if area in (ALL, v.municipality)
+            and as_of - timedelta(days=window - 1) <= v.day + timedelta(days=14) <= as_of
+        ]  # fmt: skip
+        num, den = sum(due), len(due)
+        rows[area] = (num, den, num / den if den else None)
+    return rows
 
 
 def clock_day(payloads: Iterable[bytes]) -> date | None:

@@ -151,6 +151,6 @@ def reference(
     finish(start_worker(settings, work / "store", "--exit-when-done"))
     tables = dump(work / "store", "ref")
     assert len(tables["visits"]) > 3000
-    assert len(tables["indicator_values"]) == 39 * 9 * 2 * upsert_days(payloads)
+    assert len(tables["indicator_values"]) == 39 * 10 * 2 * upsert_days(payloads)
     check_alerts(tables)
     return tables

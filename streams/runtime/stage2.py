@@ -30,7 +30,7 @@ from streams.runtime.durable import DurableTable, delivered, durable_table
 from streams.runtime.shared import StageTopics, StreamStats
 from streams.runtime.stage1 import chunks
 from vizita.contract.days import LOCAL_TZ
-from vizita.contract.indicators import ALERT_WINDOW
+from vizita.contract.indicators import ALERT_WINDOW, COUNTRYWIDE_INDICATORS
 from vizita.contract.messages import (
     Alert,
     DaysSeen,
@@ -44,7 +44,7 @@ from vizita.contract.messages import (
     decode,
     encode,
 )
-from vizita.contract.municipalities import ALL_KOSOVO, SCOPES
+from vizita.contract.municipalities import ALL_KOSOVO, MUNICIPALITIES, SCOPES
 from vizita.contract.targets import Reading, Target, Targets
 from vizita.contract.topics import scope_partition
 from vizita.contract.validation import Reason, Rejection
@@ -157,7 +157,7 @@ class ScopeStage:
             if supersedes(entry, old):
                 self.entries.put(key, encode(entry), partition)
                 if owned:
-                    self.rollup.replace(scope, old, entry)
+                    self.rollup.replace(scope, visit_id, old, entry)
 
     def _widen(self, partition: int, seen: DaysSeen) -> None:
         known = self._known_days(partition)
@@ -223,8 +223,14 @@ class ScopeStage:
     def _last_alerts(self, partitions: set[int]) -> Iterator[Alert]:
         for value in self.alert_states.values():
             alert: Alert = decode(value, Alert)
-            if scope_partition(alert.municipality, self.partitions) in partitions:
+            if self._home(alert.municipality, alert.indicator) in partitions:
                 yield alert
+
+    def _home(self, municipality: str, indicator: str) -> int:
+        """The partition that computes an indicator of a municipality (and keeps its
+        alert's state): the municipality's, or for a countrywide indicator ALL's."""
+        scope = ALL_KOSOVO if indicator in COUNTRYWIDE_INDICATORS else municipality
+        return scope_partition(scope, self.partitions)
 
     def _send_alert(self, alert: Alert) -> Any:
         return self.topics.alerts.send(
@@ -243,12 +249,12 @@ class ScopeStage:
         topic = self.topics.contributions.get_topic_name()
         return {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic}
 
-    def _entries_of(self, scopes: set[str]) -> Iterator[tuple[str, list[VisitEntry]]]:
-        found: dict[str, list[VisitEntry]] = {scope: [] for scope in scopes}
+    def _entries_of(self, scopes: set[str]) -> Iterator[tuple[str, list[tuple[str, VisitEntry]]]]:
+        found: dict[str, list[tuple[str, VisitEntry]]] = {scope: [] for scope in scopes}
         for key, value in self.entries.items():
-            scope = key.split(b"|", 1)[0].decode()
+            scope, visit_id = key.decode().split("|", 1)
             if scope in found and value:
-                found[scope].append(decode(value, VisitEntry))
+                found[scope].append((visit_id, decode(value, VisitEntry)))
         yield from found.items()
 
     # --- computing ---------------------------------------------------------------------------
@@ -308,15 +314,21 @@ class ScopeStage:
 
     def _alerts(self, owned: Partition, clock: date, now: datetime) -> list[tuple[Alert, int]]:
         found = []
-        for municipality in owned.scopes:
-            if municipality == ALL_KOSOVO:
-                continue
-            for indicator, target in self.targets.for_municipality(municipality).items():
-                value = self.rollup.value_at(municipality, indicator, ALERT_WINDOW, clock)
-                alert = self._transition(municipality, indicator, target, value, now)
-                if alert is not None:
-                    found.append((alert, scope_partition(municipality, self.partitions)))
+        for municipality, indicator, target in self._targets_of(owned):
+            value = self.rollup.value_at(municipality, indicator, ALERT_WINDOW, clock)
+            alert = self._transition(municipality, indicator, target, value, now)
+            if alert is not None:
+                found.append((alert, self._home(municipality, indicator)))
         return found
+
+    def _targets_of(self, owned: Partition) -> Iterator[tuple[str, str, Target]]:
+        """(municipality, indicator, target) of every alert the partition computes."""
+        countrywide = ALL_KOSOVO in owned.scopes
+        for municipality in MUNICIPALITIES:
+            home = municipality in owned.scopes
+            for indicator, target in self.targets.for_municipality(municipality).items():
+                if countrywide if indicator in COUNTRYWIDE_INDICATORS else home:
+                    yield municipality, indicator, target
 
     def _transition(
         self, municipality: str, indicator: str, target: Target, value: Value | None,

@@ -114,7 +114,7 @@ def assert_matches_oracle(store: Store, expected: dict[Key, Row]) -> None:
     table, counts = stored_indicators(store)
     days = {key[3] for key in expected}
     assert len(days) == (max(days) - min(days)).days + 1
-    assert len(expected) == 39 * 9 * 2 * len(days)
+    assert len(expected) == 39 * 10 * 2 * len(days)
     problems = [f"{key}: {n} rows" for key, n in sorted(counts.items()) if n != 1]
     problems += [
         f"{key}: expected {want}, stored {table.get(key, 'nothing')}"

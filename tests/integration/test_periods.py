@@ -147,7 +147,7 @@ def test_rolling_windows_equal_the_stream_and_the_oracle(
     stored: Store, expected: dict[tuple[str, str, int, date], Row]
 ) -> None:
     days = sorted({key[3] for key in expected})
-    assert len(expected) == 39 * 9 * 2 * ((days[-1] - days[0]).days + 1)
+    assert len(expected) == 39 * 10 * 2 * ((days[-1] - days[0]).days + 1)
     sql = rolling_window_values(stored.database, days[0], days[-1])
     computed = _by_key(stored.query(sql), "window_days", "as_of")
     stream = _by_key(

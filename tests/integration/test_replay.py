@@ -198,7 +198,7 @@ def test_a_store_outage_loses_nothing(settings: Settings, store: Store, tmp_path
     upsert_days = {local_day(r.event.occurred_at) for r in map(validate_payload, lines)
                    if isinstance(r, ValidEvent) and isinstance(r.event, UpsertEvent)}  # fmt: skip
     days = (max(upsert_days) - min(upsert_days)).days + 1
-    assert summary.indicator_rows_in_store == 39 * 9 * 2 * days
+    assert summary.indicator_rows_in_store == 39 * 10 * 2 * days
 
 
 def test_the_live_clock_runs_to_today_without_events(

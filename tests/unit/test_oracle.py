@@ -206,7 +206,7 @@ def test_three_visits_with_a_correction_a_void_a_duplicate_and_a_late_event() ->
     # Days run from the late v3 (8 March) to v2's local day (12 March, though voided).
     days = sorted({key[3] for key in rows})
     assert days == [date(2026, 3, d) for d in range(8, 13)]
-    assert len(rows) == 39 * 9 * 2 * 5
+    assert len(rows) == 39 * 10 * 2 * 5
     assert oracle.clock_day(STREAM) == date(2026, 3, 12)
     d8, d9, d10, d12 = (date(2026, 3, d) for d in (8, 9, 10, 12))
     expected = {
@@ -297,3 +297,37 @@ def test_zero_denominator_gives_none() -> None:
 def test_no_valid_upsert_gives_no_rows() -> None:
     assert oracle.compute([raw(VOID), b"garbage"]) == {}
     assert oracle.clock_day([raw(VOID)]) is None
+
+
+def test_follow_up_counts_where_the_fourteen_days_end() -> None:
+    """hh-1: at risk in prizren on 1 March, seen again in peje on 15 March (14 days: a
+    follow-up, from another municipality). hh-2: at risk on 1 March, seen again the same
+    day and then on 16 March (15 days): not followed up. Both periods end on 15 March."""
+
+    def visit(n: int, day: str, **changes: Any) -> bytes:
+        return raw(event(event_id=f"e-{n}", visit_id=f"v-{n}", occurred_at=f"{day}T09:00:00Z",
+                         submitted_at=f"{day}T10:00:00Z", **changes))  # fmt: skip
+
+    at_risk = {"risk_flags": ["developmental_delay"]}
+    stream = [
+        visit(1, "2026-03-01", **at_risk),
+        visit(2, "2026-03-15", municipality="peje"),
+        visit(3, "2026-03-01", household_id="hh-2", **at_risk),
+        visit(4, "2026-03-01", household_id="hh-2"),
+        visit(5, "2026-03-16", household_id="hh-2"),
+        visit(6, "2026-03-10", household_id="hh-3", outcome="not_home", **at_risk),
+        visit(7, "2026-03-22", household_id="hh-4"),  # the clock day
+    ]
+    rows = oracle.compute(stream)
+    key = "at_risk_follow_up_rate"
+    d14, d15, d21, d22 = (date(2026, 3, d) for d in (14, 15, 21, 22))
+    assert rows[("prizren", key, 7, d14)] == (0, 0, None)  # no period has ended yet
+    assert rows[("prizren", key, 7, d15)] == (1, 2, 0.5)
+    assert rows[("peje", key, 7, d15)] == (0, 0, None)  # the follow-up counts nowhere
+    assert rows[("ALL", key, 30, d15)] == (1, 2, 0.5)
+    assert rows[("prizren", key, 7, d21)] == (1, 2, 0.5)  # 15..21 March
+    assert rows[("prizren", key, 7, d22)] == (0, 0, None)  # 16..22 March
+    # Voiding the follow-up takes it back, however late.
+    void = raw(VOID | {"event_id": "e-2v", "visit_id": "v-2",
+                       "submitted_at": "2026-04-01T09:00:00Z"})  # fmt: skip
+    assert oracle.compute([*stream, void])[("prizren", key, 7, d15)] == (0, 2, 0.0)

@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Final
 
-from vizita.contract.indicators import INDICATORS, KINDS, Kind
+from vizita.contract.indicators import FOLLOW_UP_DAYS, INDICATORS, KINDS, Kind
 from vizita.contract.municipalities import ALL_KOSOVO, MUNICIPALITIES
 from vizita.contract.targets import Reading, Target, Targets
 
@@ -68,6 +68,7 @@ TITLES: Final[Mapping[str, str]] = {
     "at_risk_referral_rate": "At-risk children referred",
     "missed_visit_rate": "Missed visits",
     "visits_per_nurse": "Completed visits per nurse",
+    "at_risk_follow_up_rate": f"At-risk visits followed up within {FOLLOW_UP_DAYS} days",
 }
 #: indicator -> a column heading for narrow tables
 SHORT: Final[Mapping[str, str]] = {
@@ -80,6 +81,7 @@ SHORT: Final[Mapping[str, str]] = {
     "at_risk_referral_rate": "referral",
     "missed_visit_rate": "missed",
     "visits_per_nurse": "per nurse",
+    "at_risk_follow_up_rate": "follow-up",
 }
 #: decimals of each kind of value (of the percentage, for shares)
 DECIMALS: Final[Mapping[Kind, int]] = {Kind.COUNT: 0, Kind.SHARE: 1, Kind.RATIO: 2}

@@ -31,11 +31,24 @@ KINDS: Final[Mapping[str, Kind]] = {
     "at_risk_referral_rate": Kind.SHARE,
     "missed_visit_rate": Kind.SHARE,
     "visits_per_nurse": Kind.RATIO,
+    "at_risk_follow_up_rate": Kind.SHARE,
 }
 INDICATORS: Final[tuple[str, ...]] = tuple(KINDS)
 COUNT_INDICATORS: Final[frozenset[str]] = frozenset(
     name for name, kind in KINDS.items() if kind is Kind.COUNT
 )
+
+#: indicators whose visits are followed across municipalities (a household's next
+#: visit may be anywhere): computed where the visits of all of Kosovo are (stage 2)
+COUNTRYWIDE_INDICATORS: Final[frozenset[str]] = frozenset({"at_risk_follow_up_rate"})
+#: the others: each scope's computed from its own visits
+SCOPE_INDICATORS: Final[tuple[str, ...]] = tuple(
+    name for name in INDICATORS if name not in COUNTRYWIDE_INDICATORS
+)
+
+#: SPEC §3: an at-risk visit is followed up by another completed visit of its household
+#: 1 to FOLLOW_UP_DAYS days later, and counts where that period ends
+FOLLOW_UP_DAYS: Final = 14
 
 #: SPEC §3's age bounds, in months: "child 0-23 months" and "child 0-5 months"
 IMMUNISATION_MAX_MONTHS: Final = 23

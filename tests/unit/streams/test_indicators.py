@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from streams.indicators import DayBucket, Value, contribution, scope_values, window_values
 from vizita.contract.codes import OUTCOMES, REFERRALS, RISK_FLAGS, TOPICS, VISIT_TYPES
 from vizita.contract.events import UpsertEvent
-from vizita.contract.indicators import INDICATORS, WINDOWS
+from vizita.contract.indicators import SCOPE_INDICATORS, WINDOWS
 from vizita.contract.messages import Contribution, decode, encode
 
 BASE = date(2024, 3, 1)
@@ -370,9 +370,11 @@ def test_scope_values_is_each_window_in_turn(
     assert got == [row for w in WINDOWS for row in naive(by_day, first, last, w)]
     for w in WINDOWS:
         rows = [row for row in got if row.window_days == w]
-        assert len(rows) == len(INDICATORS) * (length + 1)
-        for day_rows in (rows[i : i + len(INDICATORS)] for i in range(0, len(rows), 9)):
-            assert sorted(r.indicator for r in day_rows) == sorted(INDICATORS)
+        assert len(rows) == len(SCOPE_INDICATORS) * (length + 1)
+        for day_rows in (
+            rows[i : i + len(SCOPE_INDICATORS)] for i in range(0, len(rows), len(SCOPE_INDICATORS))
+        ):
+            assert sorted(r.indicator for r in day_rows) == sorted(SCOPE_INDICATORS)
             assert len({r.as_of for r in day_rows}) == 1
 
 
@@ -388,7 +390,7 @@ def test_window_values_does_not_change_the_buckets() -> None:
 
 def test_a_ratio_with_no_denominator_has_no_value_and_counts_have_no_denominator() -> None:
     rows = {r.indicator: r for r in window_values({}, BASE, BASE, 7)}
-    assert set(rows) == set(INDICATORS)
+    assert set(rows) == set(SCOPE_INDICATORS)
     for name in RATIO_FLAGS:
         assert (rows[name].numerator, rows[name].denominator, rows[name].value) == (0, 0, None)
     assert (rows["visits_per_nurse"].denominator, rows["visits_per_nurse"].value) == (0, None)

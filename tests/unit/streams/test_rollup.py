@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
+from itertools import chain
 from typing import Any
 
 import pytest
@@ -15,7 +17,13 @@ from hypothesis import strategies as st
 
 from streams.indicators import DayBucket, Value, window_values
 from streams.rollup import Rollup, supersedes
-from vizita.contract.indicators import CONDITIONS, INDICATORS, WINDOWS
+from vizita.contract.indicators import (
+    CONDITIONS,
+    COUNTRYWIDE_INDICATORS,
+    FOLLOW_UP_DAYS,
+    INDICATORS,
+    WINDOWS,
+)
 from vizita.contract.messages import Contribution, VisitEntry, decode, encode
 from vizita.contract.municipalities import ALL_KOSOVO, MUNICIPALITIES, SCOPES
 
@@ -45,14 +53,18 @@ def country() -> Rollup:
     return rollup
 
 
-def replace(rollup: Rollup, old: VisitEntry | None, new: VisitEntry) -> None:
+def replace(rollup: Rollup, old: VisitEntry | None, new: VisitEntry, visit_id: str = "v-1") -> None:
     """A visit's entry changed, in every scope it was or is in (as stage 1 sends it)."""
     for scope in {ALL_KOSOVO, *(e.municipality for e in (old, new) if e and e.municipality)}:
-        rollup.replace(scope, old, new)
+        rollup.replace(scope, visit_id, old, new)
 
 
-def rebuild(rollup: Rollup, entries: Any) -> None:
-    final = list(entries)
+def rebuild(rollup: Rollup, entries: Mapping[str, VisitEntry] | Iterable[VisitEntry]) -> None:
+    """Every scope built from the final entries: by visit, or a list of visits."""
+    if isinstance(entries, Mapping):
+        final = list(entries.items())
+    else:
+        final = [(f"v-{n}", entry) for n, entry in enumerate(entries)]
     for scope in SCOPES:
         rollup.build(scope, final)
 
@@ -100,10 +112,16 @@ def live_buckets(rollup: Rollup) -> dict[str, dict[date, DayBucket]]:
 
 
 def all_rows(rollup: Rollup, scopes: tuple[str, ...] = SCOPES) -> dict[Key, Row]:
+    """Every row of these scopes, the follow-ups too (the rollup owns ALL)."""
+    assert rollup.follow_ups is not None
     rows: dict[Key, Row] = {}
     for scope in scopes:
         for window in WINDOWS:
-            for v in window_values(rollup.buckets[scope], FIRST, CLOCK, window):
+            values = chain(
+                window_values(rollup.buckets[scope], FIRST, CLOCK, window),
+                rollup.follow_ups.values(scope, FIRST, CLOCK, window),
+            )
+            for v in values:
                 rows[scope, v.indicator, v.window_days, v.as_of] = (
                     v.numerator, v.denominator, v.value,
                 )  # fmt: skip
@@ -204,7 +222,7 @@ def test_any_order_with_repeats_reaches_the_rebuilt_state(
         new = visits[visit_id][index]
         old = stored.get(visit_id)
         if supersedes(new, old):
-            replace(rollup, old, new)
+            replace(rollup, old, new, visit_id)
             stored[visit_id] = new
         if step in ticks:  # stage 2 computes between arrivals now and then
             sent.update(drain(rollup))
@@ -249,7 +267,7 @@ def test_marked_all_then_applied_in_any_order_sends_what_a_rebuild_sends(seed: i
     for step, (visit_id, index) in enumerate(arrivals):
         new = visits[visit_id][index]
         if supersedes(new, stored.get(visit_id)):
-            replace(rollup, stored.get(visit_id), new)
+            replace(rollup, stored.get(visit_id), new, visit_id)
             stored[visit_id] = new
         if step % 15 == 0:
             sent.update(drain(rollup))
@@ -349,7 +367,7 @@ def test_changed_values_sends_exactly_the_rows_that_changed(
     visits, _ = case
     final = {visit_id: versions[-1] for visit_id, versions in visits.items()}
     rollup = country()
-    rebuild(rollup, final.values())
+    rebuild(rollup, final)
     drain(rollup)
     assert drain(rollup) == {}
 
@@ -357,15 +375,18 @@ def test_changed_values_sends_exactly_the_rows_that_changed(
     old = final[visit_id]
     new = visit_entry((old.key[0] + 1,), *change)
     scopes = tuple(sorted({s for s in (old.municipality, new.municipality) if s} | {ALL_KOSOVO}))
-    before = all_rows(rollup, scopes)
-    replace(rollup, old, new)
-    after = all_rows(rollup, scopes)
+    before = all_rows(rollup)
+    replace(rollup, old, new, visit_id)
+    after = all_rows(rollup)
 
     rows = drain(rollup)
     assert rows == {key: row for key, row in after.items() if before[key] != row}
     days_touched = [e.day for e in (old, new) if e.contribution is not None and e.day]
-    for _, _, window, as_of in rows:
-        assert any(0 <= (as_of - d).days < window for d in days_touched)
+    for scope, indicator, window, as_of in rows:
+        # a follow-up counts where its at-risk visit's period ends, up to 14 days on
+        reach = window + (FOLLOW_UP_DAYS if indicator in COUNTRYWIDE_INDICATORS else 0)
+        assert any(0 <= (as_of - d).days < reach for d in days_touched)
+        assert indicator in COUNTRYWIDE_INDICATORS or scope in scopes
     assert drain(rollup) == {}
 
 
@@ -423,10 +444,12 @@ def test_value_at_is_the_window_row(
     rebuild(rollup, [versions[-1] for versions in visits.values()])
     as_of = BASE + timedelta(days=offset)
     first = as_of - timedelta(days=40)
-    (expected,) = (
-        v for v in window_values(rollup.buckets[scope], first, as_of, window)
-        if v.indicator == indicator and v.as_of == as_of
-    )  # fmt: skip
+    assert rollup.follow_ups is not None
+    values = chain(
+        window_values(rollup.buckets[scope], first, as_of, window),
+        rollup.follow_ups.values(scope, first, as_of, window),
+    )
+    (expected,) = (v for v in values if v.indicator == indicator and v.as_of == as_of)
     assert rollup.value_at(scope, indicator, window, as_of) == expected
 
 
