@@ -64,6 +64,9 @@ TRANSIENT_CODES: Final = frozenset({
     242,  # TABLE_IS_READ_ONLY
     243,  # NOT_ENOUGH_SPACE
     252,  # TOO_MANY_PARTS (merges behind; but see too_many_partitions below)
+    279,  # ALL_CONNECTION_TRIES_FAILED (on a cluster: no replica of a shard answers)
+    285,  # TOO_FEW_LIVE_REPLICAS (an insert quorum that cannot be met now)
+    286,  # UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE
     319,  # UNKNOWN_STATUS_OF_INSERT
     425,  # SYSTEM_ERROR
     999,  # KEEPER_EXCEPTION

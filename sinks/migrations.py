@@ -1,6 +1,7 @@
 """Versioned migrations, applied idempotently at start.
 
-A migration is `sinks/migrations/NNNN_name.sql`; `{db}` in it is the database name.
+A migration is `sinks/migrations/NNNN_name.sql`; `{db}` in it is the database name, and
+its other markers render it for one node or for the store's cluster (sinks/ddl.py).
 Applied versions are recorded in `schema_migrations`; every statement is written to
 be safe to run again, so a migration interrupted halfway is simply applied again.
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import structlog
 
+from sinks.ddl import Layout
 from sinks.schema import DEAD_LETTERS, SCHEMA_MIGRATIONS, STORE_REJECTS
 from sinks.store import Store
 
@@ -31,20 +33,18 @@ class Migration:
     statements: tuple[str, ...]
 
 
-def _statements(text: str, database: str) -> tuple[str, ...]:
-    without_comments = "\n".join(line.split("--", 1)[0] for line in text.splitlines())
-    parts = without_comments.replace("{db}", database).split(";")
-    return tuple(part.strip() for part in parts if part.strip())
-
-
-def load_migrations(database: str, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+def load_migrations(
+    database: str, directory: Path = MIGRATIONS_DIR, cluster: str | None = None
+) -> list[Migration]:
+    """Every migration, rendered for one node or for the cluster named `cluster`."""
+    layout = Layout(database, cluster)
     found = []
     for path in sorted(directory.glob("*.sql")):
         match = _NAME.match(path.name)
         if match is None:
             raise ValueError(f"migration file name must be NNNN_name.sql: {path.name}")
         text = path.read_text(encoding="utf-8")
-        found.append(Migration(int(match[1]), match[2], _statements(text, database)))
+        found.append(Migration(int(match[1]), match[2], layout.render(text)))
     return found
 
 
@@ -60,24 +60,45 @@ def apply_retention(store: Store, days: int) -> None:
     """Dead letters and store rejects may hold what a form added (a name, say): they are
     kept `days` days. Applied at every start, so the setting always holds; old parts
     take the new TTL at their next merge."""
-    for table, column in ((DEAD_LETTERS, "received_at"), (STORE_REJECTS, "rejected_at")):
-        store.execute(
-            f"ALTER TABLE {store.table(table)} MODIFY TTL toDateTime({column}) + "
-            f"INTERVAL {int(days)} DAY SETTINGS materialize_ttl_after_modify = 0"
-        )
+    for statement in retention_statements(_layout(store), days):
+        store.execute(statement)
+
+
+def retention_statements(layout: Layout, days: int) -> tuple[str, ...]:
+    """On a cluster the TTL is each shard's table's (a Distributed table keeps nothing)."""
+    return tuple(
+        f"ALTER TABLE {layout.database}.{layout.local(table)}{layout.on_cluster()} MODIFY TTL "
+        f"toDateTime({column}) + INTERVAL {int(days)} DAY "
+        "SETTINGS materialize_ttl_after_modify = 0"
+        for table, column in ((DEAD_LETTERS, "received_at"), (STORE_REJECTS, "rejected_at"))
+    )
+
+
+def bookkeeping_statements(layout: Layout) -> tuple[str, ...]:
+    """The database and the table of applied versions, before any migration. On a
+    cluster a version is read back through its Distributed table, from any node."""
+    db, table = layout.database, SCHEMA_MIGRATIONS
+    statements = (
+        f"CREATE DATABASE IF NOT EXISTS {db}{layout.on_cluster()}",
+        f"CREATE TABLE IF NOT EXISTS {db}.{layout.local(table)}{layout.on_cluster()} "
+        "(version UInt32, name String, applied_at DateTime64(3, 'UTC')) "
+        f"ENGINE = {layout.engine('ReplacingMergeTree', table)} ORDER BY version",
+        layout.distributed(table, "version", replace=False),
+    )
+    return tuple(statement for statement in statements if statement)
+
+
+def _layout(store: Store) -> Layout:
+    return Layout(store.database, store.cluster)
 
 
 def _apply_migrations(store: Store) -> list[int]:
-    store.execute(f"CREATE DATABASE IF NOT EXISTS {store.database}")
-    store.execute(
-        f"CREATE TABLE IF NOT EXISTS {store.table(SCHEMA_MIGRATIONS)} "
-        "(version UInt32, name String, applied_at DateTime64(3, 'UTC')) "
-        "ENGINE = ReplacingMergeTree ORDER BY version"
-    )
+    for statement in bookkeeping_statements(_layout(store)):
+        store.execute(statement)
     rows = store.query(f"SELECT version FROM {store.table(SCHEMA_MIGRATIONS)} FINAL")
     applied = {row["version"] for row in rows}
     done = []
-    for migration in load_migrations(store.database):
+    for migration in load_migrations(store.database, cluster=store.cluster):
         if migration.version in applied:
             continue
         for statement in migration.statements:

@@ -19,6 +19,11 @@ CONSUMER_LAG: Final = "consumer_lag"  # migration 0002, written by sinks/lag.py
 STORE_REJECTS: Final = "store_rejects"  # migration 0003: rows the store refused for good
 SCHEMA_MIGRATIONS: Final = "schema_migrations"
 
+#: On a ClickHouse cluster (`store_cluster`, sinks/ddl.py) every table above is a
+#: Distributed table over each shard's replicated table, named with this suffix, so
+#: that every reader keeps the names above.
+LOCAL_SUFFIX: Final = "_local"
+
 #: `stored_at` is the store's own
 VISIT_COLUMNS: Final = VISIT_ROW_FIELDS
 INDICATOR_COLUMNS: Final = tuple(f.name for f in msgspec.structs.fields(IndicatorValue))
@@ -37,3 +42,8 @@ READABLE_TABLES: Final = (
 CONSUMER_LAG_COLUMNS: Final = (
     "measured_at", "consumer_group", "topic", "partition", "end_offset", "committed_offset", "lag",
 )  # fmt: skip
+
+
+def local_name(table: str) -> str:
+    """The name of a table's replicated table on each shard of a cluster."""
+    return f"{table}{LOCAL_SUFFIX}"

@@ -77,8 +77,16 @@ def values_clause(rows: Iterable[Sequence[Any]]) -> str:
     return ",\n".join("(" + ", ".join(literal(v) for v in row) + ")" for row in rows)
 
 
-def insert_statement(table: str, columns: Sequence[str], values: str, dedup_token: str) -> str:
+def insert_statement(
+    table: str, columns: Sequence[str], values: str, dedup_token: str, *, to_shards: bool = False
+) -> str:
     """An INSERT of a rendered VALUES clause, with the token that lets the engine drop
-    the same block inserted again (ClickHouse `insert_deduplication_token`)."""
+    the same block inserted again (ClickHouse `insert_deduplication_token`).
+
+    `to_shards`: the table is Distributed, and the INSERT answers only once every shard
+    holds its rows (by default a Distributed table queues them on the node and sends
+    them later, so an offset committed after the INSERT would not mean "stored")."""
     settings = f"SETTINGS insert_deduplication_token = {literal(dedup_token)}"
+    if to_shards:
+        settings += ", distributed_foreground_insert = 1"
     return f"INSERT INTO {table} ({', '.join(columns)}) {settings} VALUES\n{values}"

@@ -36,11 +36,13 @@ class Backend(Protocol):
 
 
 class Store:
-    """What the pipeline, the CLI and the tests talk to."""
+    """What the pipeline, the CLI and the tests talk to. `cluster`: the ClickHouse
+    cluster the database spans (sinks/ddl.py), None for one node."""
 
-    def __init__(self, backend: Backend, database: str) -> None:
+    def __init__(self, backend: Backend, database: str, cluster: str | None = None) -> None:
         self.backend = backend
         self.database = database
+        self.cluster = cluster
 
     def table(self, name: str) -> str:
         return f"{self.database}.{name}"
@@ -59,7 +61,10 @@ class Store:
             return
         values = values_clause(rows)
         token = hashlib.sha256(f"{table}|{','.join(columns)}|{values}".encode()).hexdigest()
-        self.backend.execute(insert_statement(self.table(table), columns, values, token))
+        statement = insert_statement(
+            self.table(table), columns, values, token, to_shards=self.cluster is not None
+        )
+        self.backend.execute(statement)
 
     def close(self) -> None:
         self.backend.close()
@@ -194,14 +199,17 @@ def _aware(value: Any) -> Any:
 # --- opening -------------------------------------------------------------------------------
 
 
-def open_store(url: str, database: str) -> Store:
-    """Open the store a URL names (SPEC §5)."""
+def open_store(url: str, database: str, cluster: str | None = None) -> Store:
+    """Open the store a URL names (SPEC §5); `cluster`: the ClickHouse cluster its
+    database spans (a server's, never the embedded engine's)."""
     parts = urlsplit(url)
     if parts.scheme == "chdb":
+        if cluster is not None:
+            raise StoreUrlError("the embedded engine is one node: a cluster needs clickhouse://")
         path = Path(parts.netloc + parts.path) if parts.netloc else Path(parts.path)
         if not path.is_absolute():
             raise StoreUrlError(f"chdb store path must be absolute: {url!r}")
         return Store(ChdbBackend(path), database)
     if parts.scheme == "clickhouse":
-        return Store(ServerBackend(url), database)
+        return Store(ServerBackend(url), database, cluster)
     raise StoreUrlError("store URL must start with chdb:/// or clickhouse://")

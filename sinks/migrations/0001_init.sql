@@ -1,5 +1,9 @@
--- 0001: the tables of SPEC §5. `{db}` is the database name from the settings.
+-- 0001: the tables of SPEC §5. `{db}` is the database name from the settings; the
+-- other markers render this text for one node or for a cluster (sinks/ddl.py).
 -- Every statement is idempotent: a half-applied migration can simply run again.
+-- On a cluster each table below is Distributed over `<table>_local` on every shard,
+-- sharded by its replacing key (or a prefix of it), so that all the rows FINAL
+-- replaces one with another are on one shard.
 
 -- One row per visit_id: its winning event (SPEC §1). `version` is the winner's revision
 -- and submitted_at (streams/revisions.py, VisitState.version), so it depends on the
@@ -7,7 +11,7 @@
 -- row sits in another partition, where background merges never reach it; `FINAL`
 -- still replaces it, because FINAL merges across partitions unless
 -- do_not_merge_across_partitions_select_final is set (never set it for this table).
-CREATE TABLE IF NOT EXISTS {db}.visits
+CREATE TABLE IF NOT EXISTS {db}.{local:visits}{on_cluster}
 (
     visit_id          String,
     event_id          String,
@@ -32,13 +36,15 @@ CREATE TABLE IF NOT EXISTS {db}.visits
     version           UInt256,
     stored_at         DateTime64(3, 'UTC') DEFAULT now64(3)
 )
-ENGINE = ReplacingMergeTree(version)
+ENGINE = {engine:ReplacingMergeTree(version)}
 PARTITION BY toYYYYMM(local_day)
 ORDER BY visit_id
-SETTINGS non_replicated_deduplication_window = 1000;
+SETTINGS {dedup_window} = 1000;
+
+{distributed:visits:cityHash64(visit_id)};
 
 -- One current row per (municipality, indicator, window_days, as_of).
-CREATE TABLE IF NOT EXISTS {db}.indicator_values
+CREATE TABLE IF NOT EXISTS {db}.{local:indicator_values}{on_cluster}
 (
     municipality  LowCardinality(String),
     indicator     LowCardinality(String),
@@ -50,14 +56,16 @@ CREATE TABLE IF NOT EXISTS {db}.indicator_values
     computed_at   DateTime64(3, 'UTC'),
     version       UInt64
 )
-ENGINE = ReplacingMergeTree(version)
+ENGINE = {engine:ReplacingMergeTree(version)}
 PARTITION BY toYYYYMM(as_of)
 ORDER BY (municipality, indicator, window_days, as_of)
-SETTINGS non_replicated_deduplication_window = 1000;
+SETTINGS {dedup_window} = 1000;
+
+{distributed:indicator_values:cityHash64(municipality, indicator, window_days, as_of)};
 
 -- Alert transitions; `seq` numbers the transitions of one (municipality, indicator,
 -- window), so a transition written twice is stored once.
-CREATE TABLE IF NOT EXISTS {db}.alerts
+CREATE TABLE IF NOT EXISTS {db}.{local:alerts}{on_cluster}
 (
     municipality  LowCardinality(String),
     indicator     LowCardinality(String),
@@ -70,13 +78,17 @@ CREATE TABLE IF NOT EXISTS {db}.alerts
     as_of         Date,
     emitted_at    DateTime64(3, 'UTC')
 )
-ENGINE = ReplacingMergeTree
+ENGINE = {engine:ReplacingMergeTree}
 PARTITION BY toYYYYMM(as_of)
 ORDER BY (municipality, indicator, window_days, seq)
-SETTINGS non_replicated_deduplication_window = 1000;
+SETTINGS {dedup_window} = 1000;
 
--- The latest transition of each alert key, when it is `raised`.
-CREATE VIEW IF NOT EXISTS {db}.active_alerts AS
+-- Sharded by the alert key, without `seq`: one alert's transitions stay together.
+{distributed:alerts:cityHash64(municipality, indicator, window_days)};
+
+-- The latest transition of each alert key, when it is `raised`. On a cluster it reads
+-- the Distributed `alerts` on every node: each shard applies FINAL to its own rows.
+CREATE VIEW IF NOT EXISTS {db}.active_alerts{on_cluster} AS
 SELECT municipality, indicator, window_days, last_state AS state, value, target,
        denominator, as_of, emitted_at
 FROM
@@ -92,7 +104,7 @@ WHERE last_state = 'raised';
 
 -- Invalid input, with its original bytes. `source` names where it came from
 -- (topic/partition/offset), so a dead letter written twice is stored once.
-CREATE TABLE IF NOT EXISTS {db}.dead_letters
+CREATE TABLE IF NOT EXISTS {db}.{local:dead_letters}{on_cluster}
 (
     received_at  DateTime64(3, 'UTC'),
     reason       LowCardinality(String),
@@ -101,7 +113,9 @@ CREATE TABLE IF NOT EXISTS {db}.dead_letters
     payload      String,
     source       String
 )
-ENGINE = ReplacingMergeTree
+ENGINE = {engine:ReplacingMergeTree}
 PARTITION BY toYYYYMM(received_at)
 ORDER BY source
-SETTINGS non_replicated_deduplication_window = 1000;
+SETTINGS {dedup_window} = 1000;
+
+{distributed:dead_letters:cityHash64(source)};

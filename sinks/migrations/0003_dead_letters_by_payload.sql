@@ -8,7 +8,11 @@
 -- columns 0001 had), so running this again changes nothing. How long payloads are kept
 -- (they may hold what a form added, a name say) is a setting, applied at every start
 -- (sinks.migrations.apply_retention).
-CREATE OR REPLACE TABLE {db}.dead_letters
+-- On a cluster each shard rebuilds its own rows, and the Distributed table is made
+-- again over the new columns, sharded by the new key. A cluster store applies 0003
+-- right after 0001, while the table is still empty, so no row is left on a shard its
+-- new key does not name.
+CREATE OR REPLACE TABLE {db}.{local:dead_letters}{on_cluster}
 (
     received_at     DateTime64(3, 'UTC'),
     reason          LowCardinality(String),
@@ -19,18 +23,20 @@ CREATE OR REPLACE TABLE {db}.dead_letters
     payload_sha256  FixedString(32),
     version         UInt64
 )
-ENGINE = ReplacingMergeTree(version)
+ENGINE = {engine:ReplacingMergeTree(version)}
 PARTITION BY toYYYYMM(received_at)
 ORDER BY payload_sha256
-SETTINGS non_replicated_deduplication_window = 1000
+SETTINGS {dedup_window} = 1000
 AS SELECT received_at, reason, field, detail, payload, source,
           unhex(hex(SHA256(payload))) AS payload_sha256,
           toUInt64(9223372036854775807 - toUnixTimestamp64Milli(received_at)) AS version
-FROM {db}.dead_letters;
+FROM {db}.{local:dead_letters};
+
+{distributed:dead_letters:cityHash64(payload_sha256)};
 
 -- A row the store can never take (a value it refuses), with why and where it came from:
 -- it no longer blocks the rows behind it. `row` is the row as JSON.
-CREATE TABLE IF NOT EXISTS {db}.store_rejects
+CREATE TABLE IF NOT EXISTS {db}.{local:store_rejects}{on_cluster}
 (
     rejected_at  DateTime64(3, 'UTC'),
     target       LowCardinality(String),
@@ -38,7 +44,9 @@ CREATE TABLE IF NOT EXISTS {db}.store_rejects
     row          String,
     source       String
 )
-ENGINE = ReplacingMergeTree
+ENGINE = {engine:ReplacingMergeTree}
 PARTITION BY toYYYYMM(rejected_at)
 ORDER BY (target, source, row)
-SETTINGS non_replicated_deduplication_window = 1000;
+SETTINGS {dedup_window} = 1000;
+
+{distributed:store_rejects:cityHash64(target, source, row)};

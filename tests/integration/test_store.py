@@ -8,8 +8,15 @@ from datetime import UTC, date, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sinks.migrations import load_migrations, migrate
+from sinks.ddl import Layout
+from sinks.migrations import (
+    bookkeeping_statements,
+    load_migrations,
+    migrate,
+    retention_statements,
+)
 from sinks.schema import DEAD_LETTER_COLUMNS, DEAD_LETTERS, VISIT_COLUMNS, VISITS
+from sinks.sql import insert_statement, literal
 from sinks.store import Store
 
 # Recent: dead letters older than the retention (90 days) are dropped by the store.
@@ -88,3 +95,24 @@ def test_active_alerts_shows_only_the_latest_raised(store: Store) -> None:
     ])  # fmt: skip
     active = store.query(f"SELECT municipality, state FROM {store.table('active_alerts')}")
     assert active == [{"municipality": "peje", "state": "raised"}]
+
+
+def test_every_cluster_statement_parses_and_stays_on_the_cluster(store: Store) -> None:
+    # No cluster can run here (no Keeper, no remote servers); the engine's own parser
+    # still reads every statement a cluster would run, and keeps each on the cluster.
+    layout = Layout("vizita", "vizita")
+    ddl = [
+        *bookkeeping_statements(layout),
+        *(s for m in load_migrations("vizita", cluster="vizita") for s in m.statements),
+        *retention_statements(layout, 90),
+    ]
+    for statement in ddl:
+        parsed = _parsed(store, statement)
+        assert " ON CLUSTER vizita " in f"{parsed} ", statement[:120]
+    insert = insert_statement("vizita.visits", ("visit_id",), "('v1')", "t", to_shards=True)
+    assert "distributed_foreground_insert = 1" in _parsed(store, insert)
+
+
+def _parsed(store: Store, statement: str) -> str:
+    (row,) = store.query(f"SELECT formatQuerySingleLine({literal(statement)}) AS parsed")
+    return str(row["parsed"])

@@ -13,13 +13,16 @@ import threading
 import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from pydantic import ValidationError
 
 from vizita.contract.errors import ConfigError, VizitaError
 from vizita.contract.settings import Settings
+
+if TYPE_CHECKING:
+    from sinks.store import Store
 
 _OVERRIDES = "overrides"
 
@@ -78,6 +81,13 @@ def _start(ctx: click.Context, **options: Any) -> Settings:
     return settings
 
 
+def _open_store(settings: Settings) -> Store:
+    from sinks.store import open_store  # here: a command without a store need not load it
+
+    url = settings.store_url.get_secret_value()
+    return open_store(url, settings.database, settings.store_cluster)
+
+
 store_option = click.option("--store", "store_url", help="chdb:///abs/path or clickhouse://…")
 bootstrap_option = click.option(
     "--bootstrap", "kafka_bootstrap", help="Kafka HOST:PORT; none starts a local broker"
@@ -114,14 +124,13 @@ def replay(
     as_json: bool,
 ) -> None:
     """Publish FILE (JSONL), process and store all of it, print a summary."""
-    from sinks.store import open_store
     from vizita.app.broker import kafka_for
     from vizita.app.replay import replay as run_replay
     from vizita.contract.targets import load_targets
 
     settings = _start(ctx, store_url=store_url, kafka_bootstrap=kafka_bootstrap)
     targets = load_targets(settings.targets_file)
-    store = open_store(settings.store_url.get_secret_value(), settings.database)
+    store = _open_store(settings)
     try:
         with kafka_for(settings) as live:
             summary = run_replay(live, store, file, targets)
@@ -173,7 +182,6 @@ def worker(  # noqa: PLR0917  # click passes every option positionally
 ) -> None:  # fmt: skip
     """Run the stream (and the sink) until SIGINT or SIGTERM."""
     from sinks.migrations import migrate
-    from sinks.store import open_store
     from vizita.app.runner import Pipeline
     from vizita.contract.targets import load_targets
     from vizita.kafka.admin import ensure_pipeline_topics
@@ -186,7 +194,7 @@ def worker(  # noqa: PLR0917  # click passes every option positionally
     targets = load_targets(settings.targets_file)
     store = None
     if not no_sink:
-        store = open_store(settings.store_url.get_secret_value(), settings.database)
+        store = _open_store(settings)
         migrate(store, settings.dead_letter_retention_days)
     try:
         ensure_pipeline_topics(settings)
@@ -285,10 +293,9 @@ def alerts(ctx: click.Context, store_url: str | None, as_json: bool) -> None:
 @contextlib.contextmanager
 def _store(ctx: click.Context, store_url: str | None) -> Iterator[Any]:
     from sinks.migrations import migrate
-    from sinks.store import open_store
 
     settings = _start(ctx, store_url=store_url)
-    store = open_store(settings.store_url.get_secret_value(), settings.database)
+    store = _open_store(settings)
     try:
         migrate(store, settings.dead_letter_retention_days)
         yield store
@@ -335,6 +342,8 @@ def demo(ctx: click.Context, duration: float | None, days: int, store_url: str |
     from vizita.app.demo import run_demo
 
     settings = _start(ctx, store_url=store_url)
+    if settings.store_cluster:
+        raise click.UsageError("the demo runs on one store node: unset store_cluster")
     run_demo(settings, duration=duration, history_days=days)
 
 
@@ -350,14 +359,13 @@ def report(ctx: click.Context, report_path: Path | None, store_url: str | None) 
     from datetime import datetime
 
     from sinks.migrations import migrate
-    from sinks.store import open_store
     from vizita.app.report import build_report, write_report
     from vizita.contract.days import LOCAL_TZ
     from vizita.contract.targets import load_targets
 
     settings = _start(ctx, store_url=store_url, report_path=report_path)
     targets = load_targets(settings.targets_file)
-    store = open_store(settings.store_url.get_secret_value(), settings.database)
+    store = _open_store(settings)
     try:
         migrate(store, settings.dead_letter_retention_days)
         page = build_report(store, targets, datetime.now(LOCAL_TZ))

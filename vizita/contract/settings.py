@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # Store: chdb:///abs/path (embedded) or clickhouse://user:pw@host:9000/vizita.
     store_url: SecretStr = SecretStr(f"chdb://{DEFAULT_DATA_DIR / 'store'}")
     database: str = Field(default="vizita", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # A ClickHouse cluster (its name in the servers' remote_servers) the database spans:
+    # tables replicated on every shard, read and written through Distributed tables of
+    # the SPEC's names (README "Past one machine"). None: one server or the embedded engine.
+    store_cluster: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     # Where the worker keeps local state and a local broker its logs and jars.
     data_dir: Path = DEFAULT_DATA_DIR
     kafka_cache_dir: Path = Path.home() / ".cache" / "vizita" / "kafka"

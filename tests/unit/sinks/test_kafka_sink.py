@@ -128,6 +128,10 @@ def test_a_message_that_is_no_message_of_its_topic_becomes_a_dead_letter(
             Kind.ROWS,
         ),
         (StoreQueryError("Code: 38. DB::Exception: Cannot parse date"), Kind.ROWS),
+        (  # a Distributed insert while no replica of one shard answers
+            StoreQueryError("Code: 279. DB::Exception: All connection tries failed."),
+            Kind.TRANSIENT,
+        ),
         (StoreQueryError("no code at all"), Kind.ROWS),
         (
             StoreQueryError("Code: 60. DB::Exception: Table vizita.visits does not exist"),

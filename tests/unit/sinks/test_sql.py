@@ -53,3 +53,11 @@ def test_insert_statement_carries_the_token() -> None:
         "INSERT INTO db.t (a, b) SETTINGS insert_deduplication_token = 'tok' VALUES\n"
         "(1, 'x'),\n(2, NULL)"
     )
+
+
+def test_an_insert_through_shards_waits_for_them() -> None:
+    sql = insert_statement("db.t", ("a",), values_clause([(1,)]), "tok", to_shards=True)
+    assert sql == (
+        "INSERT INTO db.t (a) SETTINGS insert_deduplication_token = 'tok', "
+        "distributed_foreground_insert = 1 VALUES\n(1)"
+    )

@@ -47,6 +47,21 @@ def test_a_relative_chdb_path(payloads: Path) -> None:
     assert "must be absolute" in one_line(done)
 
 
+def test_a_cluster_on_the_embedded_engine(tmp_path: Path) -> None:
+    done = vizita("alerts", "--store", f"chdb://{tmp_path}/store",
+                  env={"VIZITA_STORE_CLUSTER": "vizita"})  # fmt: skip
+    assert done.returncode == 1
+    assert one_line(done) == (
+        "vizita: error: the embedded engine is one node: a cluster needs clickhouse://"
+    )
+
+
+def test_the_demo_refuses_a_cluster() -> None:
+    done = vizita("demo", env={"VIZITA_STORE_CLUSTER": "vizita"})
+    assert done.returncode == 2
+    assert "unset store_cluster" in one_line(done)
+
+
 def test_a_missing_file(tmp_path: Path) -> None:
     done = vizita("replay", str(tmp_path / "nowhere.jsonl"))
     assert done.returncode == 2

@@ -42,3 +42,12 @@ def test_settings_are_frozen_and_strict() -> None:
 
 def test_topics_take_the_prefix() -> None:
     assert Settings(topic_prefix="t1.").topic("visits") == "t1.visits"
+
+
+def test_a_store_cluster_is_one_identifier(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().store_cluster is None
+    monkeypatch.setenv("VIZITA_STORE_CLUSTER", "vizita")
+    assert Settings().store_cluster == "vizita"
+    for refused in ("my-cluster", "vizita ON CLUSTER x", ""):
+        with pytest.raises(ValidationError):
+            Settings(store_cluster=refused)
