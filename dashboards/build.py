@@ -19,7 +19,7 @@ from grafana_foundation_sdk.models import dashboard as dashboard_model
 
 from dashboards import alerting, municipality, overview, pipeline
 from dashboards.config import BuildConfig
-from dashboards.query import ClickHouseQuery, Sql
+from dashboards.query import ClickHouseQuery, Sql, VariableQuery
 
 DASHBOARDS_DIR = "dashboards"
 ALERTING_DIR = "alerting"
@@ -51,10 +51,14 @@ def panel_ids(models: Iterable[dashboard_model.Dashboard]) -> alerting.PanelIds:
 
 
 def _queries(model: dashboard_model.Dashboard) -> Iterator[Sql]:
+    """Every query of the dashboard: its panels' targets and its variables' queries."""
     for panel in model.panels or []:
         for target in getattr(panel, "targets", None) or []:
             if isinstance(target, ClickHouseQuery):
                 yield target.sql
+    for variable in model.templating.list_val or []:
+        if isinstance(variable.query, VariableQuery):
+            yield variable.query.sql
 
 
 def _as_json(model: dashboard_model.Dashboard) -> dict[str, Any]:

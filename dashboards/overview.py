@@ -1,5 +1,6 @@
-"""Programme overview: every municipality against its targets at a glance, Kosovo-wide
-trends, the active alerts and how fresh the data is."""
+"""Programme overview: every municipality against its targets at a glance and on maps,
+every municipality over a calendar month or quarter, Kosovo-wide trends, the active
+alerts and how fresh the data is."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from grafana_foundation_sdk.builders import stat, table, timeseries
 from grafana_foundation_sdk.models import common as common_model
 from grafana_foundation_sdk.models.dashboard import DynamicConfigValue
 
-from dashboards import sql
+from dashboards import maps, sql
 from dashboards.config import OVERVIEW_UID, BuildConfig
 from dashboards.panels import (
     BAD,
@@ -25,12 +26,13 @@ from dashboards.panels import (
 )
 from dashboards.units import indicator_display
 from sinks.sql import literal
-from vizita.contract.indicators import INDICATORS
+from vizita.contract.indicators import INDICATORS, KINDS, Kind
 from vizita.contract.municipalities import ALL_KOSOVO
 from vizita.contract.targets import Target
 
 HOUR, DAY = 3600.0, 86400.0
 TARGETS_PANEL = "30-day values at the latest day in range"  # a rule links to it
+PERIOD_PANEL = "Every municipality in ${period:text}"
 _COLOURED_CELL = {"type": "color-background", "mode": "basic"}
 
 
@@ -39,16 +41,28 @@ def build(config: BuildConfig) -> dashboard_builder.Dashboard:
     board = new_dashboard(
         "Vizita: programme overview", OVERVIEW_UID, since="now-90d", refresh="5m",
         description="Home visiting across Kosovo: every municipality against its targets.",
-    )  # fmt: skip
+    ).with_variable(period_variable(panels, config))  # fmt: skip
     board.with_row(panels.row("Now"))
     board.with_panel(_freshness(panels, config).span(8).height(8))
     board.with_panel(_active_alerts(panels, config).span(16).height(8))
     board.with_row(panels.row("Municipalities against their targets"))
     board.with_panel(_targets_table(panels, config).span(24).height(24))
+    board.with_row(panels.row("Maps: 30-day values against the targets"))
+    for indicator in maps.mapped_indicators(config.targets):
+        board.with_panel(maps.indicator_map(panels, config, indicator).span(8).height(12))
+    board.with_row(panels.row("A calendar month or quarter"))
+    board.with_panel(_period_table(panels, config).span(24).height(24))
     board.with_row(panels.row("All of Kosovo over time"))
     for indicator in INDICATORS:
         board.with_panel(_kosovo_trend(panels, config, indicator).span(8).height(8))
     return board
+
+
+def period_variable(panels: Panels, config: BuildConfig) -> dashboard_builder.QueryVariable:
+    """The month or quarter the calendar panels show: recent ones from the data, the
+    latest month (to date) first and so the default."""
+    return panels.query_variable("period", "Month or quarter",
+                                 sql.period_options(config.database))  # fmt: skip
 
 
 def _defaults(config: BuildConfig) -> dict[str, Target]:
@@ -98,6 +112,24 @@ def _targets_table(panels: Panels, config: BuildConfig) -> table.Panel:
     defaults = _defaults(config)
     for indicator in INDICATORS:
         panel.override_by_name(indicator, _indicator_field(indicator, defaults.get(indicator)))
+    return panel
+
+
+def _period_table(panels: Panels, config: BuildConfig) -> table.Panel:
+    panel = (
+        panels.table(PERIOD_PANEL, sql.period_table(config.database, INDICATORS))
+        .description("Each indicator over the days of the month or quarter picked above (to "
+                     "date for the current one), straight from the stored visits; Kosovo's "
+                     "distinct households and nurses are counted over the whole country. "
+                     "Shares are coloured by the default target; counts and visits per nurse "
+                     "grow with the period's length, so they are not.")
+        .override_by_name("municipality", [prop("displayName", "Municipality")])
+    )  # fmt: skip
+    defaults = _defaults(config)
+    for indicator in INDICATORS:
+        # Targets are set on 30 days: only a share reads the same over a month or quarter.
+        target = defaults.get(indicator) if KINDS[indicator] is Kind.SHARE else None
+        panel.override_by_name(indicator, _indicator_field(indicator, target))
     return panel
 
 

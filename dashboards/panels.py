@@ -7,13 +7,13 @@ import string
 from collections.abc import Sequence
 from typing import Any
 
-from grafana_foundation_sdk.builders import barchart, stat, table, timeseries
+from grafana_foundation_sdk.builders import barchart, geomap, stat, table, timeseries
 from grafana_foundation_sdk.builders import dashboard as dashboard_builder
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import dashboard as dashboard_model
 
 from dashboards.config import TAGS, TIMEZONE
-from dashboards.query import PLUGIN_TYPE, ClickHouseQueryBuilder, Sql
+from dashboards.query import PLUGIN_TYPE, ClickHouseQueryBuilder, Sql, VariableQuery
 from vizita.contract.targets import Target
 
 Step = tuple[float | None, str]  # (from value, colour); None = from minus infinity
@@ -83,6 +83,21 @@ class Panels:
     def barchart(self, title: str, *sqls: Sql) -> barchart.Panel:
         panel: barchart.Panel = self._common(barchart.Panel(), title, sqls, series=False)
         return panel
+
+    def geomap(self, title: str, *sqls: Sql) -> geomap.Panel:
+        panel: geomap.Panel = self._common(geomap.Panel(), title, sqls, series=False)
+        return panel
+
+    def query_variable(self, name: str, label: str, sql: Sql) -> dashboard_builder.QueryVariable:
+        """A variable whose options a ClickHouse query lists (value, then text), read
+        when the dashboard loads; one value, never a custom one."""
+        return (
+            dashboard_builder.QueryVariable(name).label(label).datasource(self._ref())
+            .query(VariableQuery(sql, name))
+            .refresh(dashboard_model.VariableRefresh.ON_DASHBOARD_LOAD)
+            .sort(dashboard_model.VariableSort.DISABLED)
+            .multi(False).include_all(False).allow_custom_value(False)
+        )  # fmt: skip
 
     def row(self, title: str) -> dashboard_builder.Row:
         self._last_id += 1

@@ -113,3 +113,13 @@ class ClickHouseQueryBuilder(cogbuilder.Builder[cogvariants.Dataquery]):
     def datasource(self, uid: str) -> Self:
         self._internal.datasource_uid = uid
         return self
+
+
+class VariableQuery(dict[str, object]):
+    """A query variable's query, as the plugin stores it (`CHVariableQuery`,
+    src/data/CHVariableSupport.tsx: custom SQL, run through `metricFindQuery`, whose
+    first column is each option's value and second its text), remembering its Sql."""
+
+    def __init__(self, sql: Sql, ref_id: str) -> None:
+        super().__init__(refId=ref_id, queryType="sql", rawSql=sql.text)
+        self.sql = sql

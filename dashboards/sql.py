@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dashboards.query import Sql
+from sinks.periods import FLAGS, calendar_period, calendar_periods, period_values_between
 from sinks.schema import (
     ACTIVE_ALERTS,
     CONSUMER_LAG,
@@ -26,12 +27,20 @@ from sinks.schema import (
 )
 from sinks.sql import literal
 from vizita.contract.days import LOCAL_TZ
-from vizita.contract.display import KOSOVO_LABEL, municipality_label
-from vizita.contract.indicators import ALERT_WINDOW, WINDOWS
+from vizita.contract.display import (
+    KOSOVO_LABEL,
+    NO_FACILITY,
+    STANDING_TEXT,
+    Standing,
+    by_label,
+    municipality_label,
+)
+from vizita.contract.indicators import ALERT_WINDOW, COUNT_INDICATORS, KINDS, WINDOWS, Kind
 from vizita.contract.municipalities import ALL_KOSOVO, MUNICIPALITIES
-from vizita.contract.targets import Targets
+from vizita.contract.targets import ROUNDING, Target, Targets
 
 MUNICIPALITY = "${municipality:sqlstring}"
+PERIOD = "${period:sqlstring}"
 _ZONE = literal(LOCAL_TZ.key)
 
 
@@ -138,17 +147,191 @@ def freshness(db: str) -> Sql:
     return Sql(text, ("since_last_stored", "since_last_submitted", "days_behind_today"))
 
 
+# --- calendar months and quarters -------------------------------------------------------------
+
+RECENT_MONTHS = 24  # how far back the period picker goes
+
+
+def clock_day(db: str) -> str:
+    """The day indicators are produced up to (SPEC §2), where a current month or quarter
+    is cut (to date); today in Kosovo before the first indicator is stored."""
+    return (f"ifNull((SELECT maxOrNull(as_of) FROM {db}.{INDICATOR_VALUES} FINAL), "
+            f"toDate(now(), {_ZONE}))")  # fmt: skip
+
+
+def _first_day(db: str) -> str:
+    """The earliest day indicators cover (SPEC §3: the earliest upsert's)."""
+    return f"ifNull((SELECT minOrNull(as_of) FROM {db}.{INDICATOR_VALUES} FINAL), {clock_day(db)})"
+
+
+def period_options(db: str) -> Sql:
+    """The period picker's options: value (`2026-03`, `2026Q1`) and label, the latest
+    month first (the default), back RECENT_MONTHS months from the clock day."""
+    listing = calendar_periods(_first_day(db), clock_day(db), RECENT_MONTHS)
+    months = ("if(is_quarter, concat(monthName(first_day), ' to ', "
+              "monthName(addMonths(first_day, 2))), monthName(first_day))")  # fmt: skip
+    label = (f"concat(period, ' · ', {months}, ' ', toString(toYear(first_day)), "
+             "if(to_date, ' (to date)', ''))")  # fmt: skip
+    text = f"""SELECT period, {label} AS label
+FROM ({listing})
+ORDER BY last_day DESC, is_quarter, period"""
+    return Sql(text, ("period", "label"))
+
+
+def _period_values(db: str) -> str:
+    """Every indicator of every scope in the picked period (sinks/periods.py)."""
+    return period_values_between(db, calendar_period(PERIOD, clock_day(db)))
+
+
+def period_table(db: str, indicators: Sequence[str]) -> Sql:
+    """Every municipality and all of Kosovo: each indicator over the picked period."""
+    pivot = ", ".join(f"maxIf(value, indicator = {literal(i)}) AS {i}" for i in indicators)
+    text = f"""SELECT {_names("v.municipality", literal(KOSOVO_LABEL))} AS municipality,
+  {", ".join(f"v.{i} AS {i}" for i in indicators)}
+FROM (
+  SELECT municipality, {pivot}
+  FROM ({_period_values(db)})
+  GROUP BY municipality
+) AS v
+ORDER BY v.municipality = {literal(ALL_KOSOVO)} DESC, v.municipality"""
+    return Sql(text, ("municipality", *indicators))
+
+
+def period_indicator(db: str, indicator: str, scope: str) -> Sql:
+    """One indicator of one scope over the picked period: its value and, for a ratio,
+    what it is a ratio of."""
+    parts = ("value",) if indicator in COUNT_INDICATORS else ("value", "numerator", "denominator")
+    text = f"""SELECT {", ".join(parts)}
+FROM ({_period_values(db)})
+WHERE municipality = {scope} AND indicator = {literal(indicator)}"""
+    return Sql(text, parts)
+
+
+# --- the map ---------------------------------------------------------------------------------
+
+
+def _place(code: str, target: Target | None) -> str:
+    place = MUNICIPALITIES[code]
+    bound = None if target is None else float(target.bound)
+    minimum = None if target is None else target.is_minimum
+    values = (code, municipality_label(code), place.latitude, place.longitude, bound, minimum)
+    return "(" + ", ".join(literal(v) for v in values) + ")"
+
+
+def _places(targets: Targets, indicator: str) -> str:
+    """Every municipality with its seat and its target of `indicator` (NULL: none)."""
+    rows = ",\n    ".join(
+        _place(code, targets.for_municipality(code).get(indicator))
+        for code in by_label(list(MUNICIPALITIES))
+    )
+    return f"""SELECT p.1 AS code, p.2 AS name, p.3 AS latitude, p.4 AS longitude,
+    p.5 AS target, p.6 AS minimum
+  FROM (SELECT arrayJoin([
+    {rows}
+  ]) AS p)"""
+
+
+def _from_target(indicator: str) -> str:
+    """How far a value is on the right (+) or wrong (-) side of its target: shares in
+    percentage points, counts and ratios as a share of the target."""
+    ahead = "if(minimum, value - target, target - value)"
+    if KINDS[indicator] is Kind.SHARE:
+        return f"{ahead} * 100"
+    return f"{ahead} / nullIf(target, 0)"
+
+
+def _standing(targets: Targets, indicator: str) -> str:
+    """vizita.contract.display.standing, in SQL: behind is SPEC §4's rule."""
+    wrong_side = (f"if(minimum, value < target - {literal(ROUNDING)}, "
+                  f"value > target + {literal(ROUNDING)})")  # fmt: skip
+    decides = ("true" if indicator in COUNT_INDICATORS
+               else f"ifNull(denominator, 0) >= {targets.min_denominator}")  # fmt: skip
+    return f"""multiIf(alerted, {literal(Standing.ALERTED.value)},
+    value IS NULL, {literal(Standing.NO_DATA.value)},
+    target IS NULL, {literal(Standing.NO_TARGET.value)},
+    {wrong_side} AND {decides}, {literal(Standing.BEHIND.value)},
+    {wrong_side}, {literal(Standing.TOO_FEW.value)},
+    {literal(Standing.ON_TARGET.value)})"""
+
+
+def _standing_text(column: str, part: int) -> str:
+    """The marker (part 0) or the meaning (part 1) of a standing, from the contract."""
+    keys = [standing.value for standing in STANDING_TEXT]
+    texts = [text[part].strip() for text in STANDING_TEXT.values()]
+    return f"transform({column}, {literal(keys)}, {literal(texts)}, '')"
+
+
+def map_values(db: str, targets: Targets, indicator: str) -> Sql:
+    """Every municipality at its seat: its 30-day value of `indicator` at the latest day
+    in range, its target, how far it is from it, and how it stands (alerts included)."""
+    ratio = indicator not in COUNT_INDICATORS
+    latest = f"SELECT max(as_of) FROM {db}.{INDICATOR_VALUES} FINAL WHERE {local_days('as_of')}"
+    counts = ["numerator", "denominator"] if ratio else []
+    text = f"""SELECT name AS municipality, latitude, longitude, value,
+  {"".join(f"{c}, " for c in counts)}target, {_from_target(indicator)} AS from_target,
+  {_standing_text("judged", 0)} AS marker, {_standing_text("judged", 1)} AS standing
+FROM (
+  SELECT places.name AS name, places.latitude AS latitude, places.longitude AS longitude,
+    places.target AS target, places.minimum AS minimum, v.value AS value,
+    v.numerator AS numerator, v.denominator AS denominator, a.raised = 1 AS alerted,
+    {_standing(targets, indicator)} AS judged
+  FROM ({_places(targets, indicator)}) AS places
+  LEFT JOIN (
+    SELECT municipality, value, toNullable(numerator) AS numerator, denominator
+    FROM {db}.{INDICATOR_VALUES} FINAL
+    WHERE indicator = {literal(indicator)} AND window_days = {ALERT_WINDOW}
+      AND as_of = ({latest})
+  ) AS v ON v.municipality = places.code
+  LEFT JOIN (
+    SELECT municipality, 1 AS raised FROM {db}.{ACTIVE_ALERTS}
+    WHERE indicator = {literal(indicator)} AND window_days = {ALERT_WINDOW}
+  ) AS a ON a.municipality = places.code
+)"""
+    columns = ("municipality", "latitude", "longitude", "value", *counts, "target",
+               "from_target", "marker", "standing")  # fmt: skip
+    return Sql(text, columns)
+
+
 # --- municipality --------------------------------------------------------------------------
 
 
-def visits_per_nurse(db: str) -> Sql:
-    text = f"""SELECT nurse_id, countIf(outcome = 'completed') AS completed_visits,
-  count() AS visits, uniqExactIf(household_id, outcome = 'completed') AS households
-FROM {db}.{VISITS} FINAL
-WHERE {_LIVE_VISITS}
+def _caseload_visits(db: str) -> str:
+    """The scope's effective visits in range, flagged as SPEC §3 counts them."""
+    return f"""SELECT facility_id, nurse_id, household_id,
+    {FLAGS["completed"]} AS completed, {FLAGS["missed"]} AS missed
+  FROM {db}.{VISITS} FINAL
+  WHERE {_LIVE_VISITS}"""
+
+
+_CASELOAD = """uniqExactIf(household_id, completed) AS households,
+  countIf(completed) AS completed_visits, count() AS visits,
+  countIf(missed) / visits AS missed_share"""
+CASELOAD_COLUMNS = ("households", "completed_visits", "visits", "missed_share")
+
+
+def _facility(column: str) -> str:
+    return f"ifNull({column}, {literal(NO_FACILITY)})"
+
+
+def facility_caseload(db: str) -> Sql:
+    """Per Family Medicine Centre: its nurses, households, visits and missed share."""
+    text = f"""SELECT {_facility("facility_id")} AS facility, uniqExact(nurse_id) AS nurses,
+  {_CASELOAD}
+FROM ({_caseload_visits(db)})
+GROUP BY facility
+ORDER BY households DESC, facility"""
+    return Sql(text, ("facility", "nurses", *CASELOAD_COLUMNS))
+
+
+def nurse_caseload(db: str) -> Sql:
+    """Per nurse (pseudonymous ids): the centres they visited from and their caseload."""
+    centres = f"arrayStringConcat(arraySort(groupUniqArray({_facility('facility_id')})), ', ')"
+    text = f"""SELECT nurse_id, {centres} AS facilities,
+  {_CASELOAD}
+FROM ({_caseload_visits(db)})
 GROUP BY nurse_id
-ORDER BY completed_visits DESC, nurse_id"""
-    return Sql(text, ("nurse_id", "completed_visits", "visits", "households"))
+ORDER BY households DESC, nurse_id"""
+    return Sql(text, ("nurse_id", "facilities", *CASELOAD_COLUMNS))
 
 
 def at_risk_referrals(db: str) -> Sql:

@@ -7,7 +7,12 @@ unchanged:
   of a range, the rows the stream writes to `indicator_values`, so the stream can be
   checked against it or a store rebuilt without it;
 - :func:`period_values`: any runs of days, such as calendar months and quarters
-  (:func:`month`, :func:`quarter`; to date for the current one).
+  (:func:`month`, :func:`quarter`; to date for the current one);
+  :func:`period_values_between` is the same for one period whose name and days are
+  SQL expressions (a dashboard variable), for a reader that may change no setting.
+
+:func:`calendar_period` turns a period's name (`2025-10`, `2025Q4`) into its days in
+SQL, and :func:`calendar_periods` lists the months and quarters of a run of days.
 
 Both give every municipality and `ALL` (distinct households and nurses counted over
 the whole country, not summed) a row per indicator, also where no visit falls: a
@@ -106,14 +111,18 @@ def _to_date(period: Period, through: date | None) -> Period:
 
 
 def _effective_visits(db: str, first: date, last: date) -> str:
-    """Effective visits of days first..last with their FLAGS. The day filter is safe
-    under FINAL: the engine replaces a visit's rows before filtering, also when a
-    correction moved it to another month's partition."""
+    return _effective_visits_between(db, literal(first), literal(last))
+
+
+def _effective_visits_between(db: str, first: str, last: str) -> str:
+    """Effective visits of the days between the SQL dates `first` and `last` with their
+    FLAGS. The day filter is safe under FINAL: the engine replaces a visit's rows
+    before filtering, also when a correction moved it to another month's partition."""
     flags = ",\n    ".join(f"{expression} AS {name}" for name, expression in FLAGS.items())
     return f"""SELECT municipality, local_day, household_id, nurse_id, topics, referrals,
     {flags}
   FROM {db}.{VISITS} FINAL
-  WHERE NOT is_void AND local_day BETWEEN {literal(first)} AND {literal(last)}"""
+  WHERE NOT is_void AND local_day BETWEEN {first} AND {last}"""
 
 
 def _aggregates() -> str:
@@ -125,14 +134,17 @@ def _aggregates() -> str:
     return ",\n  ".join(columns)
 
 
-def _rows(grid: str, counts: str, keys: Sequence[str]) -> str:
+def _rows(grid: str, counts: str, keys: Sequence[str], *, read_only: bool = False) -> str:
     """One row per indicator for every row of `grid` (scope and `keys`), from the
-    aggregates of `counts`; a grid row with no visits joins as zeros."""
+    aggregates of `counts`; a grid row with no visits joins as zeros. `read_only`: for
+    a reader that may change no setting, whatever its `join_use_nulls`."""
     measures = ",\n    ".join(
-        f"({literal(name)}, {name}_num, {f'{name}_den' if den is not None else 'NULL'})"
+        f"({literal(name)}, {_joined(f'{name}_num', read_only)}, "
+        f"{_joined(f'{name}_den', read_only) if den is not None else 'NULL'})"
         for name, (_num, den) in MEASURES.items()
     )
     key_list = ", ".join(keys)
+    settings = "" if read_only else _ZEROS_JOIN
     return f"""SELECT scope AS municipality, measure.1 AS indicator, {key_list},
   measure.2 AS numerator, measure.3 AS denominator,
   if(denominator IS NULL, toFloat64(numerator),
@@ -144,8 +156,17 @@ FROM (
   FROM ({grid}) AS grid
   LEFT JOIN ({counts}) AS counts USING (scope, {key_list})
 )
-ORDER BY municipality, indicator, {key_list}
-SETTINGS join_use_nulls = 0"""
+ORDER BY municipality, indicator, {key_list}{settings}"""
+
+
+# Without it a session with join_use_nulls = 1 would join a day without visits as NULLs.
+_ZEROS_JOIN: Final = "\nSETTINGS join_use_nulls = 0"
+
+
+def _joined(column: str, read_only: bool) -> str:
+    """An aggregate joined from `counts`: zero where no visit fell, also where the
+    session joins missing rows as NULL (a read-only reader cannot set it otherwise)."""
+    return f"ifNull({column}, 0)" if read_only else column
 
 
 def _scopes() -> str:
@@ -192,6 +213,16 @@ def period_values(db: str, periods: Sequence[Period]) -> str:
         for p in periods
     ) + "]"  # fmt: skip
     first, last = min(p.first for p in periods), max(p.last for p in periods)
+    grid, counts = _period_grid_and_counts(db, listed, literal(first), literal(last))
+    return _rows(grid, counts, _PERIOD_KEYS)
+
+
+_PERIOD_KEYS: Final = ("period", "first_day", "last_day")
+
+
+def _period_grid_and_counts(db: str, listed: str, first: str, last: str) -> tuple[str, str]:
+    """The grid (every scope and period of the SQL array `listed` of (name, first day,
+    last day)) and the aggregates of the visits of days `first`..`last` (SQL dates)."""
     grid = f"""SELECT arrayJoin({_scopes()}) AS scope, arrayJoin({listed}) AS span,
     span.1 AS period, span.2 AS first_day, span.3 AS last_day"""
     counts = f"""SELECT scope, period, first_day, last_day,
@@ -200,7 +231,76 @@ FROM (
   SELECT *, arrayJoin([municipality, {literal(ALL_KOSOVO)}]) AS scope,
     arrayJoin(arrayFilter(p -> local_day BETWEEN p.2 AND p.3, {listed})) AS span,
     span.1 AS period, span.2 AS first_day, span.3 AS last_day
-  FROM ({_effective_visits(db, first, last)})
+  FROM ({_effective_visits_between(db, first, last)})
 )
 GROUP BY scope, period, first_day, last_day"""
-    return _rows(grid, counts, ("period", "first_day", "last_day"))
+    return grid, counts
+
+
+@dataclass(frozen=True)
+class PeriodSql:
+    """A period whose name (a String) and first and last days (Dates) are SQL
+    expressions: a dashboard variable, a subquery."""
+
+    name: str
+    first: str
+    last: str
+
+
+def period_values_between(db: str, period: PeriodSql) -> str:
+    """:func:`period_values` for one period given in SQL, runnable by a read-only
+    reader (no SETTINGS clause; zeros where no visit fell, whatever the session's
+    `join_use_nulls`). Same columns, one row per scope and indicator."""
+    listed = f"[({period.name}, toDate({period.first}), toDate({period.last}))]"
+    grid, counts = _period_grid_and_counts(db, listed, period.first, period.last)
+    return _rows(grid, counts, _PERIOD_KEYS, read_only=True)
+
+
+# --- calendar periods named in SQL -------------------------------------------------------------
+
+#: the names `month` and `quarter` give: `2025-10`, `2025Q4`
+PERIOD_NAME: Final = r"^[0-9]{4}(-(0[1-9]|1[0-2])|Q[1-4])$"
+
+
+def calendar_period(name: str, through: str) -> PeriodSql:
+    """The month or quarter named by the SQL String `name` (as :func:`month` and
+    :func:`quarter` name them), cut at the SQL Date `through` when it ends later (to
+    date). A name of neither form fails the query rather than reading as some period."""
+    refused = f"throwIf(NOT match({name}, {literal(PERIOD_NAME)}), {literal(_NOT_A_PERIOD)})"
+    year = f"(toUInt16(substring({name}, 1, 4)) + {refused})"
+    is_quarter = f"substring({name}, 5, 1) = 'Q'"
+    number = f"toUInt8(substring({name}, 6))"  # 10 of `2025-10`, 4 of `2025Q4`
+    first = f"makeDate({year}, if({is_quarter}, 3 * {number} - 2, {number}), 1)"
+    calendar_last = f"subtractDays(addMonths({first}, if({is_quarter}, 3, 1)), 1)"
+    return PeriodSql(name, first, f"least({calendar_last}, toDate({through}))")
+
+
+_NOT_A_PERIOD: Final = "a period is a month (2025-10) or a quarter (2025Q4)"
+
+
+#: the columns of :func:`calendar_periods`
+CALENDAR_COLUMNS: Final = ("period", "is_quarter", "first_day", "last_day", "to_date")
+
+
+def calendar_periods(first: str, last: str, most_months: int) -> str:
+    """Every calendar month, and every quarter, holding a day between the SQL Dates
+    `first` and `last`, going back at most `most_months` months from `last`'s; the
+    current one cut at `last` (`to_date`). Newest first, a month before the quarter
+    that ends with it. Columns: CALENDAR_COLUMNS."""
+    if most_months < 1:
+        raise ValueError("at least one month to list")
+    months = (f"least(toUInt32(dateDiff('month', toStartOfMonth({first}), "
+              f"toStartOfMonth({last})) + 1), {most_months})")  # fmt: skip
+    quarter_name = "concat(toString(toYear(m)), 'Q', toString(toQuarter(m)))"
+    quarter_last = "subtractDays(addMonths(toStartOfQuarter(m), 3), 1)"
+    return f"""SELECT period, is_quarter, first_day, least(calendar_last, {last}) AS last_day,
+  calendar_last > {last} AS to_date
+FROM (
+  SELECT DISTINCT arrayJoin([
+      (formatDateTime(m, '%Y-%m'), false, m, toLastDayOfMonth(m)),
+      ({quarter_name}, true, toStartOfQuarter(m), {quarter_last})
+    ]) AS p, p.1 AS period, p.2 AS is_quarter, p.3 AS first_day, p.4 AS calendar_last
+  FROM (SELECT arrayJoin(arrayMap(i -> addMonths(toStartOfMonth({last}), -i),
+                                  range({months}))) AS m)
+)
+ORDER BY last_day DESC, is_quarter, period"""

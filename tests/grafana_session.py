@@ -76,7 +76,14 @@ class GrafanaSession:
             self._session.query(f"SET {name} = '{value}'")
 
     def query(self, sql: str) -> Answer:
-        answer = json.loads(bytes(self._session.query(sql, "JSON").bytes()) or b"{}")
+        try:
+            result = self._session.query(sql, "JSON")
+        except RuntimeError:
+            # A query that fails while it runs (throwIf) leaves the answer it had begun
+            # in chdb's buffer, ahead of the next query's: a query of its own takes it.
+            self._session.query("SELECT 1", "JSON")
+            raise
+        answer = json.loads(bytes(result.bytes()) or b"{}")
         meta = answer.get("meta", [])
         zone = self.settings["session_timezone"]
         rows = [{c["name"]: _value(row[c["name"]], c["type"], zone) for c in meta}

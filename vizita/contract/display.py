@@ -55,6 +55,9 @@ def municipality_options() -> list[tuple[str, str]]:
     ]
 
 
+#: a visit recorded without its Family Medicine Centre (`facility_id` null)
+NO_FACILITY: Final = "(no centre recorded)"
+
 # --- indicators -----------------------------------------------------------------------------
 
 #: indicator -> what people call it

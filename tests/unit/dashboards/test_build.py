@@ -21,8 +21,9 @@ from dashboards.build import (
 )
 from dashboards.config import BuildConfig
 from dashboards.query import PLUGIN_TYPE
+from dashboards.units import indicator_display
 from sinks.schema import PERSONAL_COLUMNS
-from vizita.contract.indicators import INDICATORS
+from vizita.contract.indicators import COUNT_INDICATORS, INDICATORS
 from vizita.contract.municipalities import ALL_KOSOVO, MUNICIPALITIES
 from vizita.contract.settings import CONFIG_DIR, Settings
 from vizita.contract.targets import load_targets
@@ -82,8 +83,14 @@ def test_every_query_has_the_columns_its_panel_reads(built: Built) -> None:
                 assert built.columns[target["rawSql"]], panel["title"]
 
 
+def _variable(built: Built, uid: str, name: str) -> dict[str, Any]:
+    variables = built.dashboards[uid]["templating"]["list"]
+    (variable,) = [v for v in variables if v["name"] == name]
+    return variable
+
+
 def test_the_municipality_picker_shows_names_and_sends_codes(built: Built) -> None:
-    (variable,) = built.dashboards["vizita-municipality"]["templating"]["list"]
+    variable = _variable(built, "vizita-municipality", "municipality")
     assert (variable["type"], variable["name"], variable["allowCustomValue"]) == (
         "custom", "municipality", False)  # fmt: skip
     values = [o["value"] for o in variable["options"]]
@@ -138,3 +145,107 @@ def test_no_panel_or_rule_reads_what_a_form_added(built: Built) -> None:
         for table, personal in PERSONAL_COLUMNS.items():
             if table in text:
                 assert not [c for c in personal if re.search(rf"\b{c}\b", text)], text
+
+
+def test_the_period_picker_is_one_query_listing_periods_from_the_store(built: Built) -> None:
+    uid = Settings().grafana_datasource_uid
+    overview = _variable(built, "vizita-overview", "period")
+    assert overview == _variable(built, "vizita-municipality", "period")  # one picker, twice
+    assert (overview["type"], overview["refresh"], overview["sort"]) == ("query", 1, 0)
+    assert (overview["multi"], overview["includeAll"], overview["allowCustomValue"]) == (
+        False, False, False)  # fmt: skip
+    assert overview["datasource"] == {"type": PLUGIN_TYPE, "uid": uid}
+    query = overview["query"]  # the plugin's CHVariableQuery: custom SQL
+    assert (query["queryType"], set(query)) == ("sql", {"refId", "queryType", "rawSql"})
+    assert built.columns[query["rawSql"]] == ("period", "label")  # value, then text
+    assert "current" not in overview  # Grafana picks the first option: the latest month
+
+
+def _period_panels(built: Built) -> list[tuple[str, dict[str, Any]]]:
+    return [(uid, panel) for uid, document in built.dashboards.items()
+            for panel in _panels(document)
+            if "${period:sqlstring}" in panel["targets"][0]["rawSql"]]  # fmt: skip
+
+
+def test_every_indicator_has_its_calendar_period_panels(built: Built) -> None:
+    found = _period_panels(built)
+    overview = [panel for uid, panel in found if uid == "vizita-overview"]
+    (table,) = overview
+    assert table["type"] == "table"
+    assert built.columns[table["targets"][0]["rawSql"]] == ("municipality", *INDICATORS)
+    stats = [panel for uid, panel in found if uid == "vizita-municipality"]
+    assert [p["type"] for p in stats] == ["stat"] * len(INDICATORS)
+    assert [p["title"] for p in stats] == [indicator_display(i).title for i in INDICATORS]
+    for indicator, panel in zip(INDICATORS, stats, strict=True):
+        assert f"indicator = '{indicator}'" in panel["targets"][0]["rawSql"]
+        assert _override(panel, "value", "unit") == indicator_display(indicator).unit
+
+
+def test_only_shares_are_coloured_by_target_over_a_period(built: Built) -> None:
+    ((_, table),) = [(u, p) for u, p in _period_panels(built) if p["type"] == "table"]
+    steps = _override(table, "immunisation_counselling_coverage", "thresholds")["steps"]
+    assert steps == [{"value": None, "color": "red"}, {"value": 0.9, "color": "green"}]
+    # A 30-day count or visits-per-nurse target would be wrong for a quarter.
+    assert _override(table, "visits_per_nurse", "thresholds") is None
+    assert _override(table, "visits_completed", "thresholds") is None
+
+
+def _maps(built: Built) -> list[dict[str, Any]]:
+    return [p for p in _panels(built.dashboards["vizita-overview"]) if p["type"] == "geomap"]
+
+
+def test_a_map_for_every_indicator_with_a_target(built: Built) -> None:
+    targets = load_targets(CONFIG_DIR / "targets.yaml")
+    with_target = {str(i) for i in targets.defaults}
+    with_target |= {str(i) for own in targets.municipalities.values() for i in own}
+    titles = [m["title"] for m in _maps(built)]
+    assert titles == [f"{indicator_display(i).title}: against the target"
+                      for i in INDICATORS if i in with_target]  # fmt: skip
+    assert len(titles) >= 2
+
+
+def test_a_map_marks_each_municipality_at_its_seat_by_the_columns_it_reads(built: Built) -> None:
+    for panel in _maps(built):
+        columns = built.columns[panel["targets"][0]["rawSql"]]
+        (layer,) = panel["options"]["layers"]
+        assert layer["type"] == "markers"
+        assert layer["tooltip"] is True
+        location = layer["location"]
+        assert location["mode"] == "coords"
+        style = layer["config"]["style"]
+        read = {location["latitude"], location["longitude"], style["color"]["field"],
+                style["text"]["field"]}  # fmt: skip
+        assert read <= set(columns), panel["title"]
+        assert {"value", "target", "from_target", "standing"} <= set(columns)
+        assert panel["options"]["view"]["id"] == "fit"
+        assert panel["options"]["tooltip"]["mode"] == "details"
+        # Colour by the distance's thresholds, grey where there is nothing to compare.
+        assert _override(panel, "from_target", "color") == {"mode": "thresholds"}
+        steps = _override(panel, "from_target", "thresholds")["steps"]
+        assert [s["color"] for s in steps][-1] == "green"
+        assert steps[-1]["value"] == 0.0
+        (null,) = _override(panel, "from_target", "mappings")
+        assert null["options"]["match"] == "null"
+        for hidden in ("latitude", "longitude", "marker"):
+            assert _override(panel, hidden, "custom.hideFrom")["tooltip"] is True
+
+
+def test_ratio_maps_show_the_denominator_on_hover(built: Built) -> None:
+    for panel in _maps(built):
+        columns = built.columns[panel["targets"][0]["rawSql"]]
+        titles = {f"{indicator_display(i).title}: against the target": i for i in INDICATORS}
+        indicator = titles[panel["title"]]
+        assert ("denominator" in columns) == (indicator not in COUNT_INDICATORS), panel["title"]
+        assert _override(panel, "value", "unit") == indicator_display(indicator).unit
+
+
+def test_the_municipality_board_has_the_caseload_of_centres_and_nurses(built: Built) -> None:
+    panels = {p["title"]: p for p in _panels(built.dashboards["vizita-municipality"])}
+    for title, key in (("Family Medicine Centres", "facility"), ("Nurses", "nurse_id")):
+        query = panels[title]["targets"][0]["rawSql"]
+        columns = built.columns[query]
+        assert columns[0] == key
+        assert {"households", "completed_visits", "visits", "missed_share"} <= set(columns)
+        assert "visits FINAL" in query
+        assert "${municipality:sqlstring}" in query
+        assert _override(panels[title], "missed_share", "unit") == "percentunit"

@@ -5,7 +5,17 @@ from pathlib import Path
 
 from dashboards.build import build_all
 from dashboards.config import BuildConfig
-from dashboards.sql import MUNICIPALITY, local_days, target_expression
+from dashboards.maps import mapped_indicators
+from dashboards.sql import (
+    MUNICIPALITY,
+    facility_caseload,
+    local_days,
+    map_values,
+    nurse_caseload,
+    target_expression,
+)
+from sinks.periods import FLAGS
+from vizita.contract.municipalities import MUNICIPALITIES
 from vizita.contract.settings import Settings
 from vizita.contract.targets import Targets, load_targets
 
@@ -47,3 +57,39 @@ def test_no_query_filters_days_by_the_plugins_utc_days() -> None:
     assert local_days("d") == (
         "d BETWEEN toDate($__fromTime, 'Europe/Belgrade') AND toDate($__toTime, 'Europe/Belgrade')"
     )
+
+
+def test_an_indicator_is_mapped_when_any_municipality_has_a_target() -> None:
+    targets = Targets.model_validate({
+        "min_denominator": 20, "hysteresis": 0.02,
+        "defaults": {"missed_visit_rate": {"max": 0.15}},
+        "municipalities": {"junik": {"households_reached": {"min": 10}}},
+    })  # fmt: skip
+    assert mapped_indicators(targets) == ["households_reached", "missed_visit_rate"]
+
+
+def test_a_map_carries_each_municipalitys_own_target_and_its_direction() -> None:
+    targets = Targets.model_validate({
+        "min_denominator": 25, "hysteresis": 0.02,
+        "defaults": {"missed_visit_rate": {"max": 0.15}},
+        "municipalities": {"peje": {"missed_visit_rate": {"max": 0.2}}},
+    })  # fmt: skip
+    text = map_values("db1", targets, "missed_visit_rate").text
+    assert "('peje', 'Pejë / Peć', 42.659, 20.288, 0.2, false)" in text
+    assert "('junik', 'Junik', 42.475, 20.277, 0.15, false)" in text
+    assert all(text.count(f"('{code}', ") == 1 for code in MUNICIPALITIES)  # one place each
+    assert "ifNull(denominator, 0) >= 25" in text  # SPEC §4: too few visits decide nothing
+    assert "value > target + 1e-09" in text  # the contract's rounding allowance
+    counts = map_values("db1", TARGETS, "visits_completed")
+    assert "denominator" not in counts.columns  # a count has none to show
+    assert "('prizren', 'Prizren', 42.213, 20.74, 120.0, true)" in counts.text
+    assert "('junik', 'Junik', 42.475, 20.277, NULL, NULL)" in counts.text
+
+
+def test_caseloads_count_as_the_indicators_do() -> None:
+    for query in (facility_caseload("db1"), nurse_caseload("db1")):
+        assert "uniqExactIf(household_id, completed)" in query.text  # exact, not uniq()
+        assert f"{FLAGS['missed']} AS missed" in query.text
+        assert "NOT is_void" in query.text
+        assert "FROM db1.visits FINAL" in query.text
+    assert "ifNull(facility_id, '(no centre recorded)')" in facility_caseload("db1").text

@@ -10,13 +10,20 @@ from datetime import date
 import pytest
 
 from sinks.periods import (
+    CALENDAR_COLUMNS,
     MEASURES,
+    PERIOD_NAME,
     Period,
+    PeriodSql,
+    calendar_period,
+    calendar_periods,
     month,
     period_values,
+    period_values_between,
     quarter,
     rolling_window_values,
 )
+from sinks.sql import literal
 from vizita.contract.indicators import COUNT_INDICATORS, INDICATORS
 from vizita.contract.municipalities import SCOPES
 
@@ -106,3 +113,47 @@ def test_impossible_periods_are_refused() -> None:
         quarter(2025, 5)
     with pytest.raises(ValueError, match="ends before"):
         month(2025, 10, through=date(2025, 9, 30))
+
+
+def _in_sql(period: Period) -> PeriodSql:
+    return PeriodSql(literal(period.name), literal(period.first), literal(period.last))
+
+
+@pytest.mark.parametrize("period", [month(2026, 2), quarter(2025, 4, date(2025, 11, 3))])
+def test_a_period_in_sql_is_period_values_without_a_setting(period: Period) -> None:
+    between = period_values_between("db1", _in_sql(period))
+    assert not re.search(r"\bSETTINGS\b", between)  # a read-only reader runs it
+    # Zeros where no visit fell are explicit rather than the join's default...
+    assert "ifNull(visits_completed_num, 0), NULL)" in between
+    assert "ifNull(missed_visit_rate_num, 0), ifNull(missed_visit_rate_den, 0))" in between
+    # ...and apart from that it is the very SQL of the calendar periods.
+    written = re.sub(r"ifNull\((\w+), 0\)", r"\1", between) + "\nSETTINGS join_use_nulls = 0"
+    assert written == period_values("db1", [period])
+
+
+def test_every_name_month_and_quarter_give_is_a_period_name() -> None:
+    names = [month(y, m).name for y in (2014, 2025, 2099) for m in range(1, 13)]
+    names += [quarter(y, q).name for y in (2014, 2025, 2099) for q in range(1, 5)]
+    assert all(re.fullmatch(PERIOD_NAME, name) for name in names)
+    for wrong in ("2026-13", "2026-00", "2026-1", "2026Q0", "2026Q5", "26-01", "2026 Q1", ""):
+        assert not re.fullmatch(PERIOD_NAME, wrong), wrong
+
+
+def test_a_period_named_in_sql_is_checked_and_cut_at_its_day() -> None:
+    period = calendar_period("${period:sqlstring}", "clock")
+    assert period.name == "${period:sqlstring}"
+    assert "throwIf(NOT match(${period:sqlstring}, " in period.first  # no silent wrong period
+    assert period.last.startswith("least(")
+    assert period.last.endswith(", toDate(clock))")
+    assert "makeDate(" in period.first
+    assert "addMonths(" in period.last
+
+
+def test_calendar_periods_go_back_at_most_so_many_months() -> None:
+    sql = calendar_periods("first_day_expr", "last_day_expr", 24)
+    assert "least(toUInt32(dateDiff('month', toStartOfMonth(first_day_expr), " in sql
+    assert "toStartOfMonth(last_day_expr)) + 1), 24)" in sql
+    assert "ORDER BY last_day DESC, is_quarter, period" in sql  # newest first, month first
+    assert CALENDAR_COLUMNS == ("period", "is_quarter", "first_day", "last_day", "to_date")
+    with pytest.raises(ValueError, match="at least one month"):
+        calendar_periods("a", "b", 0)
