@@ -14,20 +14,10 @@ from structlog.testing import capture_logs
 import vizita.app.demo
 import vizita.app.report
 from sinks.errors import StoreQueryError
-from vizita.app.report import (
-    BACKGROUND,
-    Frame,
-    ReportData,
-    chart_range,
-    line_chart,
-    nice_ceiling,
-    render_report,
-    save_report,
-    svg_path,
-    ticks,
-    write_report,
-)
-from vizita.contract.display import Standing, format_target, format_value
+from vizita.app.charts import Frame, chart_range, line_chart, nice_ceiling, svg_path, ticks
+from vizita.app.report import render_report, save_report, write_report
+from vizita.app.report_data import ReportData
+from vizita.contract.display import STANDING_BACKGROUND, Standing, format_target, format_value
 from vizita.contract.indicators import INDICATORS
 from vizita.contract.municipalities import ALL_KOSOVO, MUNICIPALITIES
 from vizita.contract.settings import Settings
@@ -44,7 +34,8 @@ TARGETS = Targets(
 )
 NOW = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
 FIRST, LAST = date(2026, 2, 24), date(2026, 3, 1)
-RED, GREEN = BACKGROUND[Standing.BEHIND], BACKGROUND[Standing.ON_TARGET]
+BEHIND, AHEAD = STANDING_BACKGROUND[Standing.BEHIND], STANDING_BACKGROUND[Standing.ON_TARGET]
+ALERTED = STANDING_BACKGROUND[Standing.ALERTED]
 
 
 def _row(
