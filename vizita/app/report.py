@@ -25,6 +25,7 @@ import structlog
 from sinks.periods import Period
 from sinks.store import Store
 from vizita.app.charts import esc, line_chart, trend_values
+from vizita.app.mail import report_message, send_message
 from vizita.app.report_data import (
     ReportData,
     Row,
@@ -33,6 +34,7 @@ from vizita.app.report_data import (
     standings,
 )
 from vizita.app.report_map import kosovo_map, legend, mapped_indicators
+from vizita.app.report_text import render_text
 from vizita.contract.days import LOCAL_TZ
 from vizita.contract.display import (
     STANDING_BACKGROUND,
@@ -92,6 +94,14 @@ def save_report(settings: Settings, store: Store, now: datetime) -> Path | None:
         return None
     log.info("report_written", path=str(path))
     return path
+
+
+def mail_report(settings: Settings, data: ReportData, page: str) -> None:
+    """Mail the rendered page with its plain-text twin to `smtp_recipients`."""
+    message = report_message(
+        settings, report_title(data), page, render_text(data), data.generated_at
+    )
+    send_message(settings, message)
 
 
 def report_title(data: ReportData) -> str:

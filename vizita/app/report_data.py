@@ -8,16 +8,17 @@ never disagree on who is behind.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sinks.caseload import facility_caseloads, nurse_caseloads, period_indicator_rows
-from sinks.periods import Period
+from sinks.periods import Period, month, quarter
 from sinks.queries import active_alerts, as_of_range, indicator_rows, indicator_series, store_totals
 from sinks.store import Store
-from vizita.contract.display import Mark, assess, is_share, worst_first
+from vizita.contract.display import Mark, assess, worst_first
 from vizita.contract.indicators import ALERT_WINDOW, INDICATORS, KINDS, Kind
 from vizita.contract.municipalities import ALL_KOSOVO, MUNICIPALITIES
 from vizita.contract.targets import Reading, Target, Targets
@@ -119,7 +120,7 @@ def _series(store: Store, first: date | None, last: date | None, period: Period 
 
 def grows_with_days(indicator: str) -> bool:
     """Counts and visits per nurse grow with the days they cover; shares do not."""
-    return not is_share(indicator) and KINDS.get(indicator) in (Kind.COUNT, Kind.RATIO)
+    return KINDS.get(indicator) in (Kind.COUNT, Kind.RATIO)
 
 
 def targets_over(targets: Mapping[str, Target], days: int) -> dict[str, Target]:
@@ -197,3 +198,34 @@ def standings(data: ReportData) -> Standings:
     order = worst_first({code: found.values() for code, found in marks.items()})
     rank = {code: position for position, code in enumerate(order, start=1)}
     return Standings(values, targets, marks, order, rank)
+
+
+# --- calendar periods from the command line -----------------------------------------------------
+
+_MONTH = re.compile(r"(\d{4})-(\d{2})")
+_QUARTER = re.compile(r"(\d{4})Q([1-4])", re.IGNORECASE)
+
+
+def month_named(text: str, today: date) -> Period:
+    """'2025-10' -> October 2025, to `today` when it is the current month."""
+    found = _MONTH.fullmatch(text.strip())
+    if not found or not 1 <= int(found[2]) <= MONTHS_A_YEAR:
+        raise ValueError(f"{text!r} is not a month: use YYYY-MM, e.g. 2025-10")
+    return _begun(month(int(found[1]), int(found[2]), through=today), today)
+
+
+def quarter_named(text: str, today: date) -> Period:
+    """'2025Q4' -> October to December 2025, to `today` when it is the current quarter."""
+    found = _QUARTER.fullmatch(text.strip())
+    if not found:
+        raise ValueError(f"{text!r} is not a quarter: use YYYYQn, e.g. 2025Q4")
+    return _begun(quarter(int(found[1]), int(found[2]), through=today), today)
+
+
+MONTHS_A_YEAR = 12
+
+
+def _begun(period: Period, today: date) -> Period:
+    if period.first > today:
+        raise ValueError(f"{period.name} has not begun (today is {today})")
+    return period
