@@ -378,7 +378,7 @@ def _municipalities(data: ReportData, view: Standings) -> str:
         f'<tr data-municipality="{ALL_KOSOVO}"><th scope="row">'
         f'{esc(municipality_label(ALL_KOSOVO))}</th><td class="n" data-label="behind on">—</td>'
         f"{kosovo}</tr>"
-        '<tr class="alert-counts"><th scope="row">alerts raised</th><td></td>'
+        '<tr class="alert-counts"><th scope="row">alerts raised</th><td data-label="behind on"></td>'
         + "".join(_td(str(alerted[i]), short(i)) for i in INDICATORS)
         + "</tr>"
     )

@@ -211,7 +211,8 @@ def month_named(text: str, today: date) -> Period:
     found = _MONTH.fullmatch(text.strip())
     if not found or not 1 <= int(found[2]) <= MONTHS_A_YEAR:
         raise ValueError(f"{text!r} is not a month: use YYYY-MM, e.g. 2025-10")
-    return _begun(month(int(found[1]), int(found[2]), through=today), today)
+    _begun(month(int(found[1]), int(found[2])), today)
+    return month(int(found[1]), int(found[2]), through=today)
 
 
 def quarter_named(text: str, today: date) -> Period:
@@ -219,13 +220,13 @@ def quarter_named(text: str, today: date) -> Period:
     found = _QUARTER.fullmatch(text.strip())
     if not found:
         raise ValueError(f"{text!r} is not a quarter: use YYYYQn, e.g. 2025Q4")
-    return _begun(quarter(int(found[1]), int(found[2]), through=today), today)
+    _begun(quarter(int(found[1]), int(found[2])), today)
+    return quarter(int(found[1]), int(found[2]), through=today)
 
 
 MONTHS_A_YEAR = 12
 
 
-def _begun(period: Period, today: date) -> Period:
+def _begun(period: Period, today: date) -> None:
     if period.first > today:
         raise ValueError(f"{period.name} has not begun (today is {today})")
-    return period
