@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import email
 import email.policy
+import html
 import ipaddress
+import json
 import os
+import re
+import shutil
 import ssl
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -290,7 +295,7 @@ def test_a_calendar_period_shows_the_sql_definitions(replayed: Replayed, period:
         assert value_cell[0]["data-value"] == ("" if row["value"] is None else repr(row["value"]))
         fraction = next(c for c in kosovo[indicator] if "data-numerator" in c[0])
         assert fraction[0]["data-numerator"] == repr(row["numerator"])
-    # January has six days of visits here, February seven: both have rows that are not zero.
+    # January has seven days of visits here, February seven: neither period is empty.
     assert sql[(ALL_KOSOVO, "visits_completed")]["value"] > 0
 
 
@@ -511,3 +516,100 @@ def test_the_report_of_a_replayed_store_by_mail(replayed: Replayed, mail_server:
     html = message.get_body(preferencelist=("html",))
     assert html is not None
     assert html.get_content().splitlines() == page.splitlines()
+
+
+# --- in a real browser: the layout at 1400 and 600 px ---------------------------------------
+
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+)  # fmt: skip
+MAX_SHOT_HEIGHT = 16000  # a window taller than this is more than a screenshot needs
+
+# Run in the page after it is laid out: every box that sticks out of the viewport, the
+# maps drawn, and the municipalities' rows in the order a reader sees them (top down).
+MEASURE = """<script>
+(function () {
+  var width = document.documentElement.clientWidth, wide = [];
+  document.querySelectorAll("body *").forEach(function (e) {
+    var r = e.getBoundingClientRect();
+    if (r.width === 0 && r.height === 0) { return; }
+    if (r.right > width + 0.5 || r.left < -0.5) {
+      wide.push(e.tagName + " " + Math.round(r.left) + ".." + Math.round(r.right));
+    }
+  });
+  var rows = Array.from(document.querySelectorAll("table.municipalities tr[data-rank]"))
+    .filter(function (r) { return r.getBoundingClientRect().height > 0; })
+    .sort(function (a, b) { return a.getBoundingClientRect().top - b.getBoundingClientRect().top; })
+    .map(function (r) { return r.getAttribute("data-municipality"); });
+  var maps = Array.from(document.querySelectorAll("svg[data-map]"))
+    .filter(function (m) { return m.getBoundingClientRect().width >= 250; }).length;
+  var legend = document.querySelector("div.maps + p.legend + p");
+  var mapsEnd = legend ? legend.getBoundingClientRect().bottom + window.scrollY : 0;
+  document.body.setAttribute("data-layout", JSON.stringify({
+    viewport: window.innerWidth, scroll_width: document.documentElement.scrollWidth,
+    height: document.documentElement.scrollHeight, wide: wide.slice(0, 20),
+    rows: rows, maps: maps, maps_end: Math.ceil(mapsEnd)
+  }));
+})();
+</script>"""
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium")
+    assert found, "no chromium on PATH: scripts/bootstrap.sh installs Debian's"
+    return found
+
+
+def _browse(page: Path, width: int, height: int, *extra: str) -> str:
+    profile = tempfile.mkdtemp(prefix="chromium-", dir=page.parent)
+    command = [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+               f"--window-size={width},{height}", *extra, page.as_uri()]  # fmt: skip
+    done = subprocess.run(  # noqa: S603  # the system's browser, our own arguments
+        command, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def _layout(page: Path, width: int) -> dict[str, Any]:
+    measured = page.with_name(f"measured-{width}.html")
+    measured.write_text(page.read_text(encoding="utf-8").replace("</body>", MEASURE + "</body>"),
+                        encoding="utf-8")  # fmt: skip
+    dom = _browse(measured, width, 1000, "--dump-dom")
+    found = re.search(r'data-layout="([^"]*)"', dom)
+    assert found, "the measuring script did not run"
+    layout: dict[str, Any] = json.loads(html.unescape(found[1]))
+    return layout
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
+def test_the_report_in_a_browser_at_1400_and_600_px(replayed: Replayed, tmp_path: Path) -> None:
+    from vizita.app.report import render_report
+    from vizita.app.report_data import read_report_data, standings
+    from vizita.app.report_map import mapped_indicators
+
+    data = read_report_data(replayed.store, load_targets(replayed.settings.targets_file), NOW)
+    page = tmp_path / "report.html"
+    page.write_text(render_report(data), encoding="utf-8")
+    view = standings(data)
+    worst_first = list(view.order)
+    for width in (1400, 600):
+        layout = _layout(page, width)
+        assert layout["viewport"] == width
+        assert layout["wide"] == [], f"wider than {width} px: {layout['wide']}"
+        assert layout["scroll_width"] <= width  # no sideways scrolling, no cut-off column
+        assert layout["rows"] == worst_first  # seen top down, worst first
+        assert layout["maps"] == len(mapped_indicators(view))  # each drawn at least 250 px
+        # The picture: the top of the page down to the maps' key (the alerts, the
+        # municipalities worst first, the maps); the layout checks above cover it all.
+        assert 0 < layout["maps_end"] <= layout["height"]
+        shot = tmp_path / f"report-{width}.png"
+        height = min(int(layout["maps_end"]) + 16, MAX_SHOT_HEIGHT)
+        _browse(page, width, height, f"--screenshot={shot}")
+        assert _png_size(shot) == (width, height)

@@ -128,11 +128,11 @@ h3{{font-size:15px;margin:18px 0 6px}}
 table{{border-collapse:collapse;font-size:13px;max-width:100%}}
 th,td{{border:1px solid #cccccc;padding:3px 6px;overflow-wrap:break-word}}
 .id{{overflow-wrap:anywhere}}
-th{{background:#f3f3f3;text-align:left}} td.n{{text-align:right}}
+th{{background:#f3f3f3;text-align:left}} td.n{{text-align:right;white-space:nowrap}}
 small.of{{display:block;color:#444444;font-size:11px}}
 figure{{margin:8px 0 18px;max-width:100%}} figcaption{{font-size:14px;margin-bottom:2px}}
 .meta{{color:#555555;font-size:13px}} .swatch{{display:inline-block;padding:2px 6px;margin:2px}}
-.maps{{display:flex;flex-wrap:wrap;gap:12px}} .maps figure{{flex:1 1 300px;margin:0}}
+.maps{{display:flex;flex-wrap:wrap;gap:12px}} .maps figure{{flex:1 1 300px;max-width:340px;margin:0}}
 svg{{max-width:100%;height:auto}}
 @media (max-width:{NARROW_PX}px){{
 table.cards,table.cards tbody,table.cards tfoot,table.cards tr{{display:block;width:100%}}
@@ -143,6 +143,7 @@ box-sizing:border-box;min-width:48%;max-width:100%;text-align:left}}
 table.cards th[scope=row]{{display:block;width:100%}}
 table.cards td[data-label]::before{{content:attr(data-label) ": ";color:#555555}}
 table.cards small.of{{display:inline;margin-left:4px}}
+.maps figure{{max-width:100%}}
 }}
 """
 
@@ -401,13 +402,13 @@ def _maps(view: Standings) -> str:
     for indicator in mapped_indicators(view):
         targets = {view.targets[code].get(indicator) for code in view.order} - {None}
         shown = (
-            format_target(indicator, next(iter(targets)))
+            f"target {format_target(indicator, next(iter(targets)))}"
             if len(targets) == 1
             else "targets per municipality"
         )
         figures.append(
             f'<figure data-map="{esc(indicator)}"><figcaption><b>{esc(title(indicator))}'
-            f"</b>, target {esc(shown)}</figcaption>{kosovo_map(view, indicator)}</figure>"
+            f"</b>, {esc(shown)}</figcaption>{kosovo_map(view, indicator)}</figure>"
         )
     if not figures:
         return "<p>No indicator has a target to map.</p>"
