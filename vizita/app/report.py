@@ -132,7 +132,8 @@ th{{background:#f3f3f3;text-align:left}} td.n{{text-align:right;white-space:nowr
 small.of{{display:block;color:#444444;font-size:11px}}
 figure{{margin:8px 0 18px;max-width:100%}} figcaption{{font-size:14px;margin-bottom:2px}}
 .meta{{color:#555555;font-size:13px}} .swatch{{display:inline-block;padding:2px 6px;margin:2px}}
-.maps{{display:flex;flex-wrap:wrap;gap:12px}} .maps figure{{flex:1 1 300px;max-width:340px;margin:0}}
+.maps{{display:flex;flex-wrap:wrap;gap:12px}}
+.maps figure{{flex:1 1 300px;max-width:340px;margin:0}}
 svg{{max-width:100%;height:auto}}
 @media (max-width:{NARROW_PX}px){{
 table.cards,table.cards tbody,table.cards tfoot,table.cards tr{{display:block;width:100%}}
@@ -379,7 +380,8 @@ def _municipalities(data: ReportData, view: Standings) -> str:
         f'<tr data-municipality="{ALL_KOSOVO}"><th scope="row">'
         f'{esc(municipality_label(ALL_KOSOVO))}</th><td class="n" data-label="behind on">—</td>'
         f"{kosovo}</tr>"
-        '<tr class="alert-counts"><th scope="row">alerts raised</th><td data-label="behind on"></td>'
+        '<tr class="alert-counts"><th scope="row">alerts raised</th>'
+        '<td data-label="behind on"></td>'
         + "".join(_td(str(alerted[i]), short(i)) for i in INDICATORS)
         + "</tr>"
     )
