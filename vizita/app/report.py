@@ -268,23 +268,25 @@ def _kosovo_table(data: ReportData, view: Standings) -> str:
               for r in data.latest}  # fmt: skip
     rows = []
     for indicator in INDICATORS:
+        target = kosovo_target(data.targets, indicator)
         cells = []
         if data.period is None:
             for window in (WEEK, ALERT_WINDOW):
                 row = latest.get((ALL_KOSOVO, indicator, window), {})
-                cells.append(_kosovo_value(indicator, row, f"{window} days", f"{window}"))
+                key = f'data-window="{window}"'
+                cells.append(_kosovo_value(indicator, row, target, key, f"{window} days"))
             month = latest.get((ALL_KOSOVO, indicator, ALERT_WINDOW), {})
         else:
             month = view.value(ALL_KOSOVO, indicator)
-            cells.append(_kosovo_value(indicator, month, data.period.name, "", data.period.name))
+            key = f'data-period="{esc(data.period.name)}"'
+            cells.append(_kosovo_value(indicator, month, target, key, data.period.name))
         numerator, denominator = month.get("numerator"), month.get("denominator")
         cells.append(
             f'<td class="n" data-numerator="{_number(numerator)}" '
             f'data-denominator="{_number(denominator)}">{esc(_share(numerator, denominator))}'
             "</td>"
         )
-        target = format_target(indicator, kosovo_target(data.targets, indicator))
-        cells.append(f'<td class="n">{esc(target)}</td>')
+        cells.append(f'<td class="n">{esc(format_target(indicator, target))}</td>')
         rows.append(
             f'<tr data-indicator="{esc(indicator)}"><th scope="row">'
             f"{esc(title(indicator))}</th>{''.join(cells)}</tr>"
@@ -296,14 +298,12 @@ def _kosovo_table(data: ReportData, view: Standings) -> str:
     return _table(head, rows, css="kosovo")
 
 
-def _kosovo_value(
-    indicator: str, row: Row, label: str, window: str, period: str | None = None
-) -> str:
+def _kosovo_value(indicator: str, row: Row, target: Target | None, key: str, label: str) -> str:
+    """Beside the target every municipality has: the precision that keeps it honest."""
     value = row.get("value")
-    key = f'data-period="{esc(period)}"' if period else f'data-window="{window}"'
     return (
         f'<td class="n" {key} data-label="{esc(label)}" data-value="{_number(value)}">'
-        f"{esc(format_value(indicator, value))}</td>"
+        f"{esc(format_value(indicator, value, target))}</td>"
     )
 
 
@@ -321,9 +321,9 @@ def _trends(data: ReportData) -> str:
         target = kosovo_target(data.targets, indicator)
         caption = (
             f"<b>{esc(title(indicator))}</b> on {esc(days[-1])}: 30 days "
-            f"{esc(format_value(indicator, monthly[-1]))}"
+            f"{esc(format_value(indicator, monthly[-1], target))}"
             f"{_of_text(denominators.get((indicator, ALERT_WINDOW)))}, 7 days "
-            f"{esc(format_value(indicator, weekly[-1]))}"
+            f"{esc(format_value(indicator, weekly[-1], target))}"
             f"{_of_text(denominators.get((indicator, WEEK)))}, target "
             f"{esc(format_target(indicator, target))}"
         )

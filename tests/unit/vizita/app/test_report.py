@@ -702,3 +702,14 @@ def test_the_text_part_says_what_the_tables_say_first() -> None:
     )
     assert "- Missed visits: 12.5% (of 400)" in text
     assert "<" not in text
+
+
+def test_kosovo_beside_its_target_never_reads_as_on_it() -> None:
+    latest = [
+        _row(ALL_KOSOVO, "missed_visit_rate", 30, LAST, 0.15004, denominator=5000),
+        _row(ALL_KOSOVO, "missed_visit_rate", 7, LAST, 0.1496, denominator=1200),
+    ]
+    root = parse(render_report(sample(latest=latest)))
+    row = next(r for r in _rows(root, "kosovo") if r.get("data-indicator") == "missed_visit_rate")
+    shown = {c.get("data-window"): c.text for c in row if c.get("data-window")}
+    assert shown == {"7": "15.0%", "30": "15.004%"}
