@@ -344,7 +344,7 @@ def _of_text(denominator: Any) -> str:
 # --- municipalities ----------------------------------------------------------------------------
 
 
-def _cell(view: Standings, data: ReportData, code: str, indicator: str) -> str:
+def _cell(view: Standings, code: str, indicator: str) -> str:
     target = view.target(code, indicator) if code != ALL_KOSOVO else None
     reading = view.reading(code, indicator)
     status = view.marks[code][indicator].standing if code != ALL_KOSOVO else (
@@ -366,7 +366,7 @@ def _municipalities(data: ReportData, view: Standings) -> str:
     rows, alerted = [], dict.fromkeys(INDICATORS, 0)
     for code in view.order:
         behind = severity(view.marks[code].values())[0]
-        cells = "".join(_cell(view, data, code, indicator) for indicator in INDICATORS)
+        cells = "".join(_cell(view, code, indicator) for indicator in INDICATORS)
         for indicator in INDICATORS:
             alerted[indicator] += view.marks[code][indicator].standing is Standing.ALERTED
         rows.append(
@@ -375,7 +375,7 @@ def _municipalities(data: ReportData, view: Standings) -> str:
             f'<td class="n" data-label="behind on" data-behind="{behind}">{behind}</td>'
             f"{cells}</tr>"
         )
-    kosovo = "".join(_cell(view, data, ALL_KOSOVO, indicator) for indicator in INDICATORS)
+    kosovo = "".join(_cell(view, ALL_KOSOVO, indicator) for indicator in INDICATORS)
     foot = (
         f'<tr data-municipality="{ALL_KOSOVO}"><th scope="row">'
         f'{esc(municipality_label(ALL_KOSOVO))}</th><td class="n" data-label="behind on">—</td>'
