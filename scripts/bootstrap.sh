@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Set up this checkout on a fresh machine: Java and Maven (from Debian, when missing),
-# a virtualenv in .venv with the pinned packages, and the Kafka broker's jars (Maven
-# Central, cached in ~/.cache/vizita/kafka). Safe to run again.
+# Set up this checkout on a fresh machine: Java, Maven and Chromium (from Debian, when
+# missing; Chromium renders the HTML report in its screenshot test), a virtualenv in .venv
+# with the pinned packages, and the Kafka broker's jars (Maven Central, cached in
+# ~/.cache/vizita/kafka). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if ((${#missing[@]})); then
   if [ "$(id -u)" -ne 0 ]; then
     echo "bootstrap: please install ${missing[*]} (needs root)" >&2

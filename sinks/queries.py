@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sinks.schema import ACTIVE_ALERTS, DEAD_LETTERS, INDICATOR_VALUES, VISITS
+from sinks.schema import ACTIVE_ALERTS, ALERTS, DEAD_LETTERS, INDICATOR_VALUES, VISITS
 from sinks.sql import literal
 from sinks.store import Store
 
@@ -33,6 +33,23 @@ def active_alerts(store: Store) -> list[dict[str, Any]]:
     return store.query(
         "SELECT municipality, indicator, window_days, value, target, denominator, as_of, "
         f"emitted_at FROM {store.table(ACTIVE_ALERTS)} ORDER BY municipality, indicator"
+    )
+
+
+def recent_alerts(store: Store, limit: int) -> list[dict[str, Any]]:
+    """The last `limit` alert transitions (raised and resolved), newest first."""
+    return store.query(
+        "SELECT municipality, indicator, window_days, state, value, target, denominator, "
+        f"as_of, emitted_at FROM {store.table(ALERTS)} FINAL "
+        f"ORDER BY emitted_at DESC, municipality, indicator LIMIT {int(limit)}"
+    )
+
+
+def dead_letters_by_reason(store: Store) -> list[dict[str, Any]]:
+    """reason, n: the dead letters of each reason, most first."""
+    return store.query(
+        f"SELECT reason, count() AS n FROM {store.table(DEAD_LETTERS)} FINAL "
+        "GROUP BY reason ORDER BY n DESC, reason"
     )
 
 

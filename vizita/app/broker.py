@@ -102,6 +102,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+NO_BOUND_MS = 2**63 - 1  # Kafka's Long.MAX_VALUE: no bound
+
+
 def _server_properties(log_dirs: Path, port: int, controller_port: int) -> str:
     # Small internal topics keep the first consumer-group join and the first
     # transaction fast on a 2-core machine; replication factor 1 fits one node.
@@ -130,6 +133,10 @@ def _server_properties(log_dirs: Path, port: int, controller_port: int) -> str:
         "broker.heartbeat.interval.ms=500",
         "share.coordinator.state.topic.replication.factor=1",
         "share.coordinator.state.topic.min.isr=1",
+        # `vizita demo` stamps its records with its simulated clock, which runs 720 times
+        # faster than the wall clock; Kafka 4 refuses timestamps over an hour ahead by
+        # default, which failed the demo's producer five seconds into its live part.
+        f"log.message.timestamp.after.max.ms={NO_BOUND_MS}",
     ]) + "\n"  # fmt: skip
 
 

@@ -247,10 +247,24 @@ def _exit_unless_stopped_within(seconds: float) -> None:
     timer.start()
 
 
+def _known_municipality(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """A municipality code (or ALL); anything else is a usage error naming the codes
+    closest to what was typed."""
+    from vizita.contract.display import similar_municipalities
+    from vizita.contract.municipalities import SCOPES
+
+    if value is None or value in SCOPES:
+        return value
+    close = similar_municipalities(value)
+    hint = f"; did you mean {' or '.join(close)}?" if close else "; see SPEC §6 for the codes"
+    raise click.BadParameter(f"unknown municipality code {value!r}{hint}")
+
+
 @main.command()
 @click.option(
-    "--municipality", help="one municipality code (or ALL): every indicator, both windows"
-)
+    "--municipality", callback=_known_municipality,
+    help="one municipality code (or ALL): every indicator, both windows",
+)  # fmt: skip
 @click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]), help="default: the latest day")
 @store_option
 @click.option("--json", "as_json", is_flag=True)
@@ -258,19 +272,22 @@ def _exit_unless_stopped_within(seconds: float) -> None:
 def indicators(
     ctx: click.Context, municipality: str | None, as_of: Any, store_url: str | None, as_json: bool
 ) -> None:
-    """Current indicator values from the store, as a table."""
-    from sinks.queries import indicator_rows, latest_as_of
+    """Current indicator values from the store, as a table (worst first)."""
+    from sinks.queries import active_alerts, indicator_rows, latest_as_of
     from vizita.app.views import indicators_table, print_json
+    from vizita.contract.targets import load_targets
 
-    with _store(ctx, store_url) as store:
+    with _store(ctx, store_url) as (settings, store):
         day = as_of.date() if as_of else latest_as_of(store)
         rows = indicator_rows(store, day, municipality) if day else []
+        alerts = active_alerts(store)
     if as_json:
         print_json(rows)
         return
     if not rows:
         raise click.ClickException("no indicator values for that day and municipality")
-    indicators_table(rows, day, single=municipality is not None)
+    targets = load_targets(settings.targets_file)
+    indicators_table(rows, day, targets, alerts, single=municipality is not None)
 
 
 @main.command()
@@ -281,13 +298,14 @@ def alerts(ctx: click.Context, store_url: str | None, as_json: bool) -> None:
     """The active alerts (municipalities behind a target), as a table."""
     from sinks.queries import active_alerts
     from vizita.app.views import alerts_table, print_json
+    from vizita.contract.targets import load_targets
 
-    with _store(ctx, store_url) as store:
+    with _store(ctx, store_url) as (settings, store):
         rows = active_alerts(store)
     if as_json:
         print_json(rows)
     else:
-        alerts_table(rows)
+        alerts_table(rows, load_targets(settings.targets_file))
 
 
 @contextlib.contextmanager
@@ -298,7 +316,7 @@ def _store(ctx: click.Context, store_url: str | None) -> Iterator[Any]:
     store = _open_store(settings)
     try:
         migrate(store, settings.dead_letter_retention_days)
-        yield store
+        yield settings, store
     finally:
         store.close()
 
@@ -347,35 +365,72 @@ def demo(ctx: click.Context, duration: float | None, days: int, store_url: str |
     run_demo(settings, duration=duration, history_days=days)
 
 
+def _calendar_period(month: str | None, quarter: str | None) -> Any:
+    """The period --month or --quarter names (to date for the current one), or None."""
+    from datetime import datetime
+
+    from vizita.app.report_data import month_named, quarter_named
+    from vizita.contract.days import LOCAL_TZ
+
+    if month and quarter:
+        raise click.UsageError("give --month or --quarter, not both")
+    today = datetime.now(LOCAL_TZ).date()
+    try:
+        if month:
+            return month_named(month, today)
+        if quarter:
+            return quarter_named(quarter, today)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--month" if month else "--quarter") from exc
+    return None
+
+
 @main.command()
 @click.option(
     "--out", "report_path", type=click.Path(dir_okay=False, path_type=Path),
     help="the HTML file to write; default: report_path (.vizita/report.html)",
 )  # fmt: skip
+@click.option("--month", help="a calendar month, YYYY-MM (to date for the current one)")
+@click.option("--quarter", help="a calendar quarter, YYYYQn (to date for the current one)")
+@click.option("--send", is_flag=True, help="also mail it to smtp_recipients (settings)")
 @store_option
 @click.pass_context
-def report(ctx: click.Context, report_path: Path | None, store_url: str | None) -> None:
-    """Write the store's report (indicators, targets, alerts) as one self-contained HTML file."""
+def report(  # noqa: PLR0917  # click passes every option positionally
+    ctx: click.Context, report_path: Path | None, month: str | None, quarter: str | None,
+    send: bool, store_url: str | None,
+) -> None:  # fmt: skip
+    """Write the store's report (indicators, targets, alerts, map, centres and nurses) as
+    one self-contained HTML file; the rolling 30 days, or a calendar month or quarter."""
     from datetime import datetime
 
     from sinks.migrations import migrate
-    from vizita.app.report import build_report, write_report
+    from vizita.app.mail import check_mail_settings
+    from vizita.app.report import mail_report, render_report, write_report
+    from vizita.app.report_data import read_report_data
     from vizita.contract.days import LOCAL_TZ
     from vizita.contract.targets import load_targets
 
+    period = _calendar_period(month, quarter)
     settings = _start(ctx, store_url=store_url, report_path=report_path)
+    if send:
+        check_mail_settings(settings)  # before any work
     targets = load_targets(settings.targets_file)
+    now = datetime.now(LOCAL_TZ)
     store = _open_store(settings)
     try:
         migrate(store, settings.dead_letter_retention_days)
-        page = build_report(store, targets, datetime.now(LOCAL_TZ))
+        data = read_report_data(store, targets, now, period)
     finally:
         store.close()
+    page = render_report(data)
     try:
         write_report(settings.report_path, page)
     except OSError as exc:
         raise click.ClickException(f"cannot write {settings.report_path}: {exc}") from exc
     click.echo(f"report: {settings.report_path}")
+    if send:
+        mail_report(settings, data, page)
+        click.echo(f"sent to {len(settings.smtp_recipients)} recipient(s)")
 
 
 @main.group()

@@ -6,30 +6,51 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable
-from datetime import datetime, timedelta
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from rich.console import Group
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from producers.publish import idempotent_producer, key_of
 from producers.simulator import SimulationConfig, iter_live
 from sinks.migrations import migrate
-from sinks.queries import active_alerts, indicator_rows, latest_as_of
-from sinks.schema import DEAD_LETTERS
+from sinks.queries import (
+    active_alerts,
+    dead_letters_by_reason,
+    indicator_rows,
+    latest_as_of,
+    recent_alerts,
+)
 from sinks.store import Store, open_store
 from vizita.app.broker import kafka_for
 from vizita.app.report import save_report
 from vizita.app.runner import Pipeline
-from vizita.app.views import values_at_alert_window
+from vizita.app.views import alerted_keys, marks_of, value_text, values_at_alert_window
 from vizita.contract.days import LOCAL_TZ
-from vizita.contract.display import format_value, municipality_label, short
-from vizita.contract.municipalities import SCOPES
+from vizita.contract.display import (
+    Mark,
+    format_target,
+    format_value,
+    municipality_label,
+    severity,
+    short,
+    title,
+    worst_first,
+)
+from vizita.contract.indicators import INDICATORS
+from vizita.contract.municipalities import ALL_KOSOVO
 from vizita.contract.settings import Settings
 from vizita.contract.targets import Targets, load_targets
 from vizita.contract.topics import TOPIC_VISITS
 from vizita.kafka.admin import bootstrap_of, ensure_pipeline_topics
+
+Row = Mapping[str, Any]
 
 # Simulated time runs this much faster than the wall clock once the history is in.
 DEMO_SPEED = 720.0  # one simulated hour every five seconds
@@ -59,40 +80,124 @@ def _produce(settings: Settings, config: SimulationConfig, stop: threading.Event
         producer.close()
 
 
-_SHOWN = ("visits_completed", "immunisation_counselling_coverage", "missed_visit_rate")
+# The live view pages through the municipalities, worst first, a page this often.
+PAGE_SECONDS = 5.0
+FEED_LINES = 8  # alert transitions shown, newest first
+NAME_MIN = 12  # the municipality column is never narrower
 
 
-def _view(store: Store) -> Group:
+@dataclass(frozen=True)
+class ViewData:
+    """What the live view shows, read once a second."""
+
+    as_of: date | None
+    monthly: Mapping[tuple[str, str], Row]  # (scope, indicator) -> 30-day row
+    alerts: Sequence[Row]  # active
+    feed: Sequence[Row]  # the latest transitions, newest first
+    dead_letters: Sequence[Row]  # reason, n
+    targets: Targets
+
+
+def read_view(store: Store, targets: Targets) -> ViewData:
     as_of = latest_as_of(store)
     rows = indicator_rows(store, as_of) if as_of else []
-    monthly = values_at_alert_window(rows)
-    alerts = active_alerts(store)
-    alerted: dict[str, list[str]] = {}
-    for alert in alerts:
-        alerted.setdefault(alert["municipality"], []).append(short(alert["indicator"]))
-    table = Table(title=f"30 days to {as_of or '—'}: municipalities against their targets")
-    for column in ("municipality", "visits", "immunisation", "missed", "alerts"):
-        table.add_column(
-            column, justify="left" if column in ("municipality", "alerts") else "right"
-        )
-    for code in SCOPES:
-        values = (format_value(n, monthly.get((code, n))) for n in _SHOWN)
-        table.add_row(
-            municipality_label(code),
-            *values,
-            ", ".join(alerted.get(code, [])),
-            style="red" if code in alerted else None,
-        )
-    dead = store.query(
-        f"SELECT reason, count() AS n FROM {store.table(DEAD_LETTERS)} FINAL "
-        "GROUP BY reason ORDER BY n DESC"
+    return ViewData(
+        as_of, values_at_alert_window(rows), active_alerts(store),
+        recent_alerts(store, FEED_LINES), dead_letters_by_reason(store), targets,
+    )  # fmt: skip
+
+
+def shown_indicators(targets: Targets) -> list[str]:
+    """The columns: the indicators with a target somewhere, in the contract's order."""
+    held = {str(n) for n in targets.defaults}
+    held |= {str(n) for own in targets.municipalities.values() for n in own}
+    return [name for name in INDICATORS if name in held]
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+def _heading(data: ViewData) -> Text:
+    letters = sum(int(r["n"]) for r in data.dead_letters)
+    top = f" (most: {data.dead_letters[0]['reason']})" if data.dead_letters else ""
+    return Text(
+        f"Vizita demo · 30 days to {data.as_of or '—'} · active alerts {len(data.alerts)} · "
+        f"dead letters {letters}{top}", style="bold",
+    )  # fmt: skip
+
+
+def _table(data: ViewData, names: list[str], codes: list[str], *, rank: Mapping[str, int],
+           marks: Mapping[str, Mapping[str, Mark]], width: int) -> Table:  # fmt: skip
+    value_width = max([8, *(len(short(n)) for n in names)])
+    name_width = max(NAME_MIN, width - 3 - 4 - (value_width + 1) * len(names) - 1)
+    table = Table(box=None, pad_edge=False, padding=(0, 1, 0, 0), show_edge=False)
+    table.add_column("#", justify="right", width=2, no_wrap=True)
+    table.add_column("municipality", width=name_width, no_wrap=True, overflow="ellipsis")
+    table.add_column("bhd", justify="right", width=3, no_wrap=True)
+    for name in names:
+        table.add_column(short(name), justify="right", width=value_width, no_wrap=True)
+
+    def value(code: str, name: str) -> Text:
+        # No denominators: the columns are too narrow; `vizita indicators` has them.
+        row = {"value": data.monthly.get((code, name), {}).get("value")}
+        return value_text(name, row, data.targets, code, marks.get(code, {}).get(name))
+
+    kosovo = _fit(municipality_label(ALL_KOSOVO), name_width)
+    table.add_row("", kosovo, "", *(value(ALL_KOSOVO, n) for n in names), style="bold")
+    for code in codes:
+        behind = severity(marks[code].values())[0]
+        label = _fit(municipality_label(code), name_width)
+        table.add_row(str(rank[code]), label, str(behind or ""), *(value(code, n) for n in names))
+    return table
+
+
+def _feed(data: ViewData, width: int, lines: int) -> list[Text]:
+    if not data.feed:
+        return [Text("no alert transitions yet", style="dim")]
+    out = []
+    for alert in list(data.feed)[:lines]:
+        code, name = str(alert["municipality"]), str(alert["indicator"])
+        target = data.targets.for_municipality(code).get(name)
+        value = format_value(name, alert["value"], target)
+        if alert["denominator"] is not None:
+            value += f" (of {alert['denominator']})"
+        line = (f"{alert['as_of']} {alert['state']:<8} {municipality_label(code)}: "
+                f"{title(name)} {value}, target {format_target(name, target)}")  # fmt: skip
+        out.append(Text(_fit(line, width), style="bold" if alert["state"] == "raised" else ""))
+    return out
+
+
+def render_view(data: ViewData, width: int, height: int, page: int) -> Group:
+    """The view in `width` x `height` characters: a heading, Kosovo, one page of the
+    municipalities worst first (`page` turns through the rest), the alert feed."""
+    names = shown_indicators(data.targets)
+    marks = marks_of(data.monthly, data.targets, alerted_keys(data.alerts), names)
+    order = worst_first({code: found.values() for code, found in marks.items()})
+    rank = {code: n for n, code in enumerate(order, start=1)}
+    feed_lines = min(FEED_LINES, max(1, height // 5))
+    per_page = max(1, height - 4 - 1 - feed_lines - 1)  # heading, header, Kosovo, pager, feed
+    pages = max(1, -(-len(order) // per_page))
+    first = (page % pages) * per_page
+    shown = order[first : first + per_page]
+    pager = Text(
+        f"municipalities {first + 1} to {first + len(shown)} of {len(order)}, worst first"
+        + (f"; page {page % pages + 1}/{pages}, turning every {PAGE_SECONDS:g} s"
+           if pages > 1 else ""), style="dim",
+    )  # fmt: skip
+    return Group(
+        _heading(data),
+        _table(data, names, shown, rank=rank, marks=marks, width=width),
+        pager,
+        Text(f"Alert feed (newest first), {len(data.alerts)} active:", style="bold"),
+        *_feed(data, width, feed_lines),
     )
-    letters = Table(title=f"Active alerts: {len(alerts)}.  Dead letters by reason")
-    letters.add_column("reason")
-    letters.add_column("count", justify="right")
-    for item in dead:
-        letters.add_row(item["reason"], str(item["n"]))
-    return Group(table, letters)
+
+
+async def _frame(store: Store, targets: Targets, console: Console | None) -> Group:
+    data = await asyncio.to_thread(read_view, store, targets)
+    width, height = console.size if console is not None else Console().size
+    return render_view(data, width, height, page=int(time.monotonic() // PAGE_SECONDS))
 
 
 async def _watch(
@@ -103,10 +208,11 @@ async def _watch(
     loop = asyncio.get_running_loop()
     deadline = None if duration is None else loop.time() + duration
     try:
-        with Live(await asyncio.to_thread(_view, store), refresh_per_second=1) as live:
+        with Live(await _frame(store, targets, None), refresh_per_second=1,
+                  vertical_overflow="crop") as live:  # fmt: skip
             while deadline is None or loop.time() < deadline:
                 await asyncio.sleep(1.0)
-                live.update(await asyncio.to_thread(_view, store))
+                live.update(await _frame(store, targets, live.console))
     finally:
         await pipeline.stop()
 

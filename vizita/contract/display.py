@@ -9,14 +9,16 @@ tell them apart.
 
 from __future__ import annotations
 
+import difflib
 import enum
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Final
 
 from vizita.contract.indicators import FOLLOW_UP_DAYS, INDICATORS, KINDS, Kind
 from vizita.contract.municipalities import ALL_KOSOVO, MUNICIPALITIES
-from vizita.contract.targets import Reading, Target, Targets
+from vizita.contract.targets import ROUNDING, Reading, Target, Targets
 
 # --- municipalities -----------------------------------------------------------------------
 
@@ -57,6 +59,23 @@ def municipality_options() -> list[tuple[str, str]]:
 
 #: a visit recorded without its Family Medicine Centre (`facility_id` null)
 NO_FACILITY: Final = "(no centre recorded)"
+
+
+def similar_municipalities(text: str, limit: int = 3) -> list[str]:
+    """The codes whose code or names come closest to `text` (a mistyped code, or a
+    name typed instead of the code), best first: for "did you mean" messages."""
+    wanted = _folded(text).casefold().strip()
+    names: dict[str, str] = {ALL_KOSOVO.casefold(): ALL_KOSOVO}
+    for code, place in MUNICIPALITIES.items():
+        for name in (code, place.albanian, place.serbian, place.english):
+            if name:
+                names.setdefault(_folded(name).casefold(), code)
+    found: list[str] = []
+    for name in difflib.get_close_matches(wanted, list(names), n=limit * 3, cutoff=0.6):
+        if names[name] not in found:
+            found.append(names[name])
+    return found[:limit]
+
 
 # --- indicators -----------------------------------------------------------------------------
 
@@ -192,3 +211,103 @@ def standing(
     if target.is_behind(reading.value):
         return Standing.TOO_FEW
     return Standing.ON_TARGET
+
+
+def format_resolution(indicator: str, target: Target, margin: float) -> str:
+    """Where a raised alert resolves (SPEC §4's hysteresis): '≤ 13.0%' for a maximum of
+    15% and a margin of 2 points. A value between this and the target is on target yet
+    still alerted; saying where the alert ends keeps that from reading as a mistake."""
+    bound = target.bound + margin if target.is_minimum else target.bound - margin
+    return ("≥ " if target.is_minimum else "≤ ") + format_value(indicator, bound)
+
+
+#: standing -> a background a colour-blind reader tells apart from every other one
+#: (ColorBrewer's PuOr, checked under simulated protanopia, deuteranopia and
+#: tritanopia in the tests); "" for none. Never alone: STANDING_TEXT says it again.
+STANDING_BACKGROUND: Final[Mapping[Standing, str]] = {
+    Standing.ALERTED: "#e66101",
+    Standing.BEHIND: "#fdb863",
+    Standing.TOO_FEW: "#fee8c8",
+    Standing.ON_TARGET: "#b2abd2",
+    Standing.NO_TARGET: "",
+    Standing.NO_DATA: "#eeeeee",
+}
+#: standing -> the terminal's style for it (rich), the same hues
+STANDING_STYLE: Final[Mapping[Standing, str]] = {
+    Standing.ALERTED: "bold black on #e66101",
+    Standing.BEHIND: "black on #fdb863",
+    Standing.TOO_FEW: "black on #fee8c8",
+    Standing.ON_TARGET: "",
+    Standing.NO_TARGET: "",
+    Standing.NO_DATA: "dim",
+}
+
+# --- how far from a target, and who is worst --------------------------------------------------
+
+
+def distance(indicator: str, target: Target, value: float) -> float:
+    """How far past the target a value is (negative: behind), on one scale for every
+    indicator: percentage points for shares (as a fraction: 0.05 is 5 points), a
+    fraction of the target for counts and other ratios (-0.25: a quarter short)."""
+    gap = value - target.bound if target.is_minimum else target.bound - value
+    if is_share(indicator) or target.bound == 0:
+        return gap
+    return gap / abs(target.bound)
+
+
+def format_distance(indicator: str, target: Target, value: float) -> str:
+    """'4.2 points behind', '33% behind', '2.0 points past', 'on target'."""
+    gap = distance(indicator, target, value)
+    if abs(gap) < ROUNDING:
+        return "on target"
+    side = "behind" if gap < 0 else "past"
+    if is_share(indicator):
+        return f"{abs(gap) * 100:.1f} points {side}"
+    return f"{abs(gap):.0%} {side}"
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """How one municipality stands on one indicator, and how far from its target
+    (None: no target or no value)."""
+
+    standing: Standing
+    distance: float | None = None
+
+
+def assess(
+    indicator: str, target: Target | None, reading: Reading, *, alerted: bool, targets: Targets
+) -> Mark:
+    status = standing(indicator, target, reading, alerted=alerted, targets=targets)
+    if target is None or reading.value is None:
+        return Mark(status)
+    return Mark(status, distance(indicator, target, reading.value))
+
+
+#: the standings that count as behind a target when ranking municipalities
+BEHIND: Final = frozenset({Standing.ALERTED, Standing.BEHIND})
+
+
+def severity(marks: Iterable[Mark]) -> tuple[int, float, int]:
+    """How badly a municipality does: the targets it is behind on (SPEC §4's behind, or
+    alerted), how far behind it is on them in all (the sum of `distance`s), and the
+    targets it is behind on with too few visits to say."""
+    marks = list(marks)
+    behind = [m for m in marks if m.standing in BEHIND]
+    shortfall = sum(max(0.0, -(m.distance or 0.0)) for m in behind)
+    return len(behind), shortfall, sum(m.standing is Standing.TOO_FEW for m in marks)
+
+
+def worst_first(marks: Mapping[str, Iterable[Mark]]) -> list[str]:
+    """Municipality codes, worst first: behind on more targets, then further behind,
+    then more targets too close to call; ties alphabetically by label."""
+    scored = {code: severity(found) for code, found in marks.items()}
+    return sorted(
+        scored,
+        key=lambda code: (
+            -scored[code][0],
+            -scored[code][1],
+            -scored[code][2],
+            _folded(municipality_label(code)),
+        ),
+    )

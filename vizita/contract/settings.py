@@ -6,20 +6,29 @@ environment (`VIZITA_*`), `config/vizita.yaml`, the defaults below.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
 
+from vizita.contract.errors import ConfigError
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO_ROOT / "config"
 DEFAULT_DATA_DIR = Path.cwd() / ".vizita"
+#: settings that are secrets: from the environment only, never from config/vizita.yaml
+ENVIRONMENT_ONLY = frozenset({"grafana_token", "smtp_password"})
+# A bare address (local@domain): no display name, and nothing a header could be split
+# on (spaces, commas, angle brackets, line breaks).
+_ADDRESS = re.compile(r"[^@\s,<>\"]+@[^@\s,<>\"]+")
 
 
 class Settings(BaseSettings):
@@ -96,6 +105,40 @@ class Settings(BaseSettings):
     grafana_datasource_uid: str = Field(default="vizita-clickhouse", pattern=r"^[A-Za-z0-9_-]+$")
     # `vizita demo` writes its HTML report here when it stops.
     report_path: Path = DEFAULT_DATA_DIR / "report.html"
+    # `vizita report --send`: the mail server (STARTTLS on the submission port unless
+    # smtp_starttls is false, which only a relay on the same host should need), its login
+    # (the password from the environment only), the sender and the recipients (in the
+    # environment, comma-separated).
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_starttls: bool = True
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_sender: str | None = None
+    smtp_recipients: Annotated[tuple[str, ...], NoDecode] = ()
+    # Certificates to trust besides the system's (a relay with a private CA); none: the
+    # system's only. The server's certificate and name are always checked.
+    smtp_ca_file: Path | None = None
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+
+    @field_validator("smtp_recipients", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("smtp_recipients")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for address in value:
+            _check_address(address)
+        return value
+
+    @field_validator("smtp_sender")
+    @classmethod
+    def _sender(cls, value: str | None) -> str | None:
+        return None if value is None else _check_address(value)
 
     def topic(self, name: str) -> str:
         """The broker's name for a contract topic (prefixed in tests)."""
@@ -110,4 +153,23 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls))
+        return (init_settings, env_settings, _YamlWithoutSecrets(settings_cls))
+
+
+def _check_address(address: str) -> str:
+    if not _ADDRESS.fullmatch(address):
+        raise ValueError("an e-mail address is local@domain, with no name or spaces")
+    return address
+
+
+class _YamlWithoutSecrets(YamlConfigSettingsSource):
+    """config/vizita.yaml, refusing the secrets: a password in a file in the repository
+    is a password in its history."""
+
+    def __call__(self) -> dict[str, Any]:
+        values = super().__call__()
+        found = sorted(ENVIRONMENT_ONLY & set(values))
+        if found:
+            names = ", ".join(f"VIZITA_{name.upper()}" for name in found)
+            raise ConfigError(f"config/vizita.yaml sets secrets; use the environment: {names}")
+        return values

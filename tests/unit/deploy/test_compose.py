@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import base64
 import re
+import subprocess
+import time
 import tomllib
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -37,7 +40,12 @@ CLICKHOUSE_USERS = REPO / "config/clickhouse/users.d/vizita.xml"
 DATASOURCES = REPO / "config/grafana/provisioning/datasources/vizita-clickhouse.yaml"
 DASHBOARD_PROVIDERS = REPO / "config/grafana/provisioning/dashboards/vizita.yaml"
 
-APP_SERVICES = ("worker", "ingest", "simulator")  # built from the repository's Dockerfile
+# built from the repository's Dockerfile
+APP_SERVICES = ("worker", "ingest", "simulator", "reporter")
+KAFKA_CLIENTS = ("worker", "ingest", "simulator")  # the reporter reads only the store
+#: settings whose values are e-mail addresses: a stand-in for them must look like one
+ADDRESS_SETTINGS = frozenset({"smtp_sender", "smtp_recipients"})
+WEEK_SECONDS = 7 * 24 * 3600
 CLICKHOUSE_TYPE = PLUGIN_TYPE  # the data source type the dashboards are built for
 GRAFANA_PROVISIONING = "/etc/grafana/provisioning"
 STARTS_ONLY_WHEN = {"service_healthy", "service_completed_successfully"}
@@ -265,6 +273,69 @@ def test_app_commands_exist_in_the_cli() -> None:
         assert not isinstance(command, click.Group), f"{name}: names a group, not a command"
 
 
+# --- the weekly report -------------------------------------------------------------------
+
+
+def test_reporter_reads_the_workers_store_and_mails_with_secrets_from_env() -> None:
+    reporter, worker = environment("reporter"), environment("worker")
+    assert reporter["VIZITA_STORE_URL"] == worker["VIZITA_STORE_URL"]
+    assert "VIZITA_KAFKA_BOOTSTRAP" not in reporter
+    for setting in ("SMTP_HOST", "SMTP_USER", "SMTP_PASSWORD", "SMTP_SENDER", "SMTP_RECIPIENTS"):
+        value = reporter[f"VIZITA_{setting}"]
+        match = _REFERENCE.fullmatch(value)
+        assert match, f"VIZITA_{setting}: from .env, not written here"
+        assert match["op"] == ":?", f"VIZITA_{setting}: compose must refuse to start without it"
+    # The unprivileged user may write there (Dockerfile: VIZITA_DATA_DIR, chowned).
+    data_dir = dict(re.findall(r"\b(VIZITA_[A-Z_]+)=(\S+)", DOCKERFILE.read_text()))
+    assert Path(reporter["VIZITA_REPORT_PATH"]).parent == Path(data_dir["VIZITA_DATA_DIR"])
+    assert services()["reporter"]["depends_on"]["clickhouse"]["condition"] == "service_healthy"
+    assert services()["reporter"]["restart"] == "unless-stopped"
+    assert "send" in {param.name for param in cli_main.commands["report"].params}
+
+
+def _next_monday_six(moment: int) -> int:
+    now = datetime.fromtimestamp(moment, UTC)
+    monday = (now - timedelta(days=now.weekday())).replace(hour=6, minute=0, second=0)
+    while monday <= now:
+        monday += timedelta(days=7)
+    return int(monday.timestamp())
+
+
+def _stub(folder: Path, name: str, script: str) -> None:
+    path = folder / name
+    path.write_text("#!/bin/sh\n" + script, encoding="utf-8")
+    path.chmod(0o755)
+
+
+def test_reporter_sleeps_until_monday_then_sends_and_goes_on_after_a_failure(
+    tmp_path: Path,
+) -> None:
+    """The service's own loop, run by sh with stand-ins for `sleep` (it notes how long,
+    and ends the loop on its second call) and `vizita` (it notes its arguments and
+    fails, as an unreachable mail server would)."""
+    (script,) = services()["reporter"]["command"]
+    assert services()["reporter"]["entrypoint"] == ["sh", "-c"]
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    _stub(bin_dir, "sleep", f'echo "sleep $1" >> {log}\n'
+          f'[ "$(grep -c sleep {log})" -lt 2 ] || kill -TERM $PPID\n')  # fmt: skip
+    _stub(bin_dir, "vizita", f'echo "vizita $*" >> {log}\nexit 1\n')
+    started = int(time.time())
+    done = subprocess.run(  # noqa: S603  # the compose file's own script, under sh
+        ["/bin/sh", "-c", script.replace("$$", "$")], capture_output=True, text=True,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin"}, timeout=30, check=False,
+    )  # fmt: skip
+    calls = log.read_text(encoding="utf-8").splitlines()
+    assert calls[1] == "vizita report --send"
+    assert calls[0].startswith("sleep ")
+    assert calls[2].startswith("sleep ")  # the loop went on after the failed send
+    assert "the weekly report was not sent" in done.stderr
+    waited = int(calls[0].split()[1])
+    assert 0 < waited <= WEEK_SECONDS
+    # It wakes on the next Monday at 06:00 UTC (less the second or two it took to start).
+    assert 0 <= _next_monday_six(started) - (started + waited) <= 3
+
+
 def test_simulator_publishes_the_file_it_writes() -> None:
     (script,) = services()["simulator"]["command"]
     simulate = re.search(r"vizita simulate --out (\S+)", script)
@@ -326,7 +397,7 @@ def test_kafka_bootstrap_is_the_internal_listener() -> None:
     protocol_map = kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"]
     protocols = dict(item.split(":") for item in protocol_map.split(","))
     kafka_names = {"kafka", services()["kafka"].get("hostname")}
-    for name in APP_SERVICES:
+    for name in KAFKA_CLIENTS:
         host, port = environment(name)["VIZITA_KAFKA_BOOTSTRAP"].rsplit(":", 1)
         (listener,) = [key for key, value in advertised.items() if value == (host, int(port))]
         assert host in kafka_names, f"{name}: {host} is not the kafka service"
@@ -552,6 +623,8 @@ def test_vizita_variables_are_valid_settings() -> None:
         env = dict(dockerfile_env) if name == "dockerfile" else environment(name)
         given = {k.removeprefix("VIZITA_").lower(): interpolated(v) for k, v in env.items()
                  if k.startswith("VIZITA_")}  # fmt: skip
+        for key in ADDRESS_SETTINGS & set(given):
+            given[key] = _REFERENCE.sub("someone@example.org", env[f"VIZITA_{key.upper()}"])
         unknown = set(given) - set(Settings.model_fields)
         assert not unknown, f"{name}: not settings: {unknown}"
         Settings.model_validate(given)  # raises when a value is not valid for its setting

@@ -39,6 +39,8 @@ def test_server_properties_are_kraft_on_loopback(tmp_path: Path) -> None:
     assert props["log.dirs"] == str(tmp_path)
     # heartbeats well inside the session, or the broker would fence itself
     assert int(props["broker.heartbeat.interval.ms"]) * 4 <= int(props["broker.session.timeout.ms"])
+    # the demo's records carry its simulated clock, days ahead of the wall clock
+    assert int(props["log.message.timestamp.after.max.ms"]) >= 365 * 24 * 3600 * 1000
 
 
 def test_cluster_ids_never_look_like_options() -> None:

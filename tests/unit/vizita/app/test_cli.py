@@ -117,3 +117,31 @@ def test_version() -> None:
     done = vizita("--version")
     assert done.returncode == 0
     assert done.stdout.startswith("vizita, version ")
+
+
+def test_an_unknown_municipality_names_the_close_matches(tmp_path: Path) -> None:
+    done = vizita("indicators", "--municipality", "prizen", "--store", f"chdb://{tmp_path}/s")
+    assert done.returncode == 2
+    line = one_line(done)
+    assert line.startswith("vizita indicators: error: ")
+    assert "unknown municipality code 'prizen'; did you mean prizren?" in line
+
+
+def test_a_month_that_is_no_month(tmp_path: Path) -> None:
+    done = vizita("report", "--month", "2025-13", "--store", f"chdb://{tmp_path}/s")
+    assert done.returncode == 2
+    assert "'2025-13' is not a month: use YYYY-MM" in one_line(done)
+    both = vizita("report", "--month", "2025-10", "--quarter", "2025Q4")
+    assert both.returncode == 2
+    assert "give --month or --quarter, not both" in one_line(both)
+
+
+def test_send_without_a_mail_server_fails_before_any_work(tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    done = vizita("report", "--send", "--out", str(out), "--store", f"chdb://{tmp_path}/s")
+    assert done.returncode == 1
+    assert one_line(done) == (
+        "vizita: error: --send needs smtp_host (VIZITA_SMTP_HOST), smtp_sender "
+        "(VIZITA_SMTP_SENDER), smtp_recipients (VIZITA_SMTP_RECIPIENTS)"
+    )
+    assert not out.exists()

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from vizita.contract.display import (
+    STANDING_BACKGROUND,
+    STANDING_TEXT,
+    Mark,
     Standing,
+    distance,
+    format_distance,
+    format_resolution,
     format_target,
     format_value,
     municipality_label,
     municipality_options,
+    severity,
+    similar_municipalities,
     standing,
+    worst_first,
 )
 from vizita.contract.indicators import INDICATORS, KINDS, Kind
 from vizita.contract.municipalities import ALL_KOSOVO, MUNICIPALITIES
@@ -94,3 +106,114 @@ def test_status_follows_the_alert_rules(
 def test_without_a_target_there_is_no_standing_to_show() -> None:
     got = standing("visits_completed", None, Reading(80, None), alerted=False, targets=TARGETS)
     assert got is Standing.NO_TARGET
+
+
+# --- colours a colour-blind reader tells apart -------------------------------------------------
+
+# Machado, Oliveira and Fernandes (2009), severity 1.0, on linear RGB.
+DICHROMACY = {
+    "protanopia": ((0.152286, 1.052583, -0.204868), (0.114503, 0.786281, 0.099216),
+                   (-0.003882, -0.048116, 1.051998)),
+    "deuteranopia": ((0.367322, 0.860646, -0.227968), (0.280085, 0.672501, 0.047413),
+                     (-0.011820, 0.042940, 0.968881)),
+    "tritanopia": ((1.255528, -0.076749, -0.178779), (-0.078411, 0.930809, 0.147602),
+                   (0.004733, 0.691367, 0.303900)),
+    "full colour vision": ((1, 0, 0), (0, 1, 0), (0, 0, 1)),
+}  # fmt: skip
+SEEN_APART = 10.0  # CIE76 ΔE: clearly different side by side
+
+
+def _linear(hex_colour: str) -> list[float]:
+    def channel(byte: int) -> float:
+        c = byte / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    return [channel(int(hex_colour[i : i + 2], 16)) for i in (1, 3, 5)]
+
+
+def _lab(rgb: list[float]) -> tuple[float, float, float]:
+    x = (0.4124 * rgb[0] + 0.3576 * rgb[1] + 0.1805 * rgb[2]) / 0.95047
+    y = 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
+    z = (0.0193 * rgb[0] + 0.1192 * rgb[1] + 0.9505 * rgb[2]) / 1.08883
+
+    def f(t: float) -> float:
+        return t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116
+
+    return 116 * f(y) - 16, 500 * (f(x) - f(y)), 200 * (f(y) - f(z))
+
+
+def _seen(hex_colour: str, matrix: tuple[tuple[float, ...], ...]) -> tuple[float, ...]:
+    rgb = _linear(hex_colour)
+    return _lab([min(1.0, max(0.0, sum(m * c for m, c in zip(row, rgb, strict=True))))
+                 for row in matrix])  # fmt: skip
+
+
+@pytest.mark.parametrize("vision", sorted(DICHROMACY))
+def test_standing_colours_stay_apart_for_colour_blind_readers(vision: str) -> None:
+    shown = {s: c for s, c in STANDING_BACKGROUND.items() if c}
+    assert len(set(shown.values())) == len(shown)
+    for (a, first), (b, second) in itertools.combinations(shown.items(), 2):
+        apart = math.dist(_seen(first, DICHROMACY[vision]), _seen(second, DICHROMACY[vision]))
+        assert apart >= SEEN_APART, f"{a} and {b} look alike under {vision} (ΔE {apart:.1f})"
+
+
+@pytest.mark.parametrize("vision", sorted(DICHROMACY))
+def test_map_classes_stay_apart_for_colour_blind_readers(vision: str) -> None:
+    from vizita.app.report_map import CLASSES
+
+    colours = [colour for _, colour, _ in CLASSES]
+    for first, second in itertools.pairwise(colours):  # neighbours are the hard case
+        apart = math.dist(_seen(first, DICHROMACY[vision]), _seen(second, DICHROMACY[vision]))
+        assert apart >= SEEN_APART, f"{first} and {second} under {vision}"
+
+
+def test_every_standing_has_a_text_marker_or_no_colour() -> None:
+    for status, colour in STANDING_BACKGROUND.items():
+        marker, meaning = STANDING_TEXT[status]
+        assert meaning
+        if status in (Standing.ALERTED, Standing.BEHIND, Standing.TOO_FEW):
+            assert marker.strip(), status  # a warning is never in colour alone
+        assert colour or not marker
+
+
+# --- how far, who is worst ---------------------------------------------------------------------
+
+
+def test_distance_is_points_for_shares_and_a_fraction_of_the_target_else() -> None:
+    assert distance("missed_visit_rate", Target(max=0.15), 0.20) == pytest.approx(-0.05)
+    assert distance("immunisation_counselling_coverage", Target(min=0.9), 0.95) == (
+        pytest.approx(0.05)
+    )
+    assert distance("visits_completed", Target(min=120), 90) == pytest.approx(-0.25)
+    assert format_distance("missed_visit_rate", Target(max=0.15), 0.20) == "5.0 points behind"
+    assert format_distance("visits_completed", Target(min=120), 90) == "25% behind"
+    assert format_distance("visits_completed", Target(min=120), 120) == "on target"
+
+
+def test_where_an_alert_resolves() -> None:
+    assert format_resolution("missed_visit_rate", Target(max=0.15), 0.02) == "≤ 13.0%"
+    assert format_resolution("visits_completed", Target(min=120), 0.0) == "≥ 120"
+
+
+def test_worst_first_counts_targets_behind_then_how_far_then_too_few() -> None:
+    far, near = Mark(Standing.BEHIND, -0.3), Mark(Standing.BEHIND, -0.01)
+    ahead, few = Mark(Standing.ON_TARGET, 0.1), Mark(Standing.TOO_FEW, -0.5)
+    marks = {
+        "junik": [near, near],  # two targets, a little behind on each
+        "peje": [far, ahead],  # one target, far behind
+        "decan": [Mark(Standing.ALERTED, 0.01), ahead],  # alerted counts as behind
+        "viti": [few, ahead],
+        "istog": [ahead, ahead],
+        "gjilan": [ahead, ahead],
+    }
+    assert worst_first(marks) == ["junik", "peje", "decan", "viti", "gjilan", "istog"]
+    assert severity([far, near, few, ahead]) == (2, pytest.approx(0.31), 1)
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [("prizen", ["prizren"]), ("Pristina", ["prishtine"]), ("gjakova", ["gjakove"]),
+     ("Peć", ["peje"]), ("all", ["ALL"]), ("zzzz", [])],
+)  # fmt: skip
+def test_close_matches_of_a_mistyped_municipality(typed: str, expected: list[str]) -> None:
+    assert similar_municipalities(typed)[:1] == expected
