@@ -29,7 +29,12 @@ from typing import Final
 from sinks.schema import VISITS
 from sinks.sql import literal
 from vizita.contract.codes import MISSED_OUTCOMES
-from vizita.contract.indicators import BREASTFEEDING_MAX_MONTHS, IMMUNISATION_MAX_MONTHS, WINDOWS
+from vizita.contract.indicators import (
+    BREASTFEEDING_MAX_MONTHS,
+    FOLLOW_UP_DAYS,
+    IMMUNISATION_MAX_MONTHS,
+    WINDOWS,
+)
 from vizita.contract.municipalities import ALL_KOSOVO, SCOPES
 
 MATERNAL_VISIT_TYPES: Final = ("prenatal", "newborn")
@@ -65,8 +70,9 @@ MEASURES: Final[Mapping[str, tuple[str, str | None]]] = {
     "early_stimulation_coverage": (
         _with_topic("with_child", "early_stimulation"), "countIf(with_child)"),
     "at_risk_referral_rate": ("countIf(at_risk AND notEmpty(referrals))", "countIf(at_risk)"),
-    "missed_visit_rate": ("countIf(missed)", "count()"),
+    "missed_visit_rate": ("countIf(missed)", "countIf(is_visit)"),
     "visits_per_nurse": ("countIf(completed)", "uniqExactIf(nurse_id, completed)"),
+    "at_risk_follow_up_rate": ("countIf(due AND followed_up)", "countIf(due)"),
 }  # fmt: skip
 
 #: the columns of both shapes' rows, besides their own keys
@@ -115,14 +121,47 @@ def _effective_visits(db: str, first: date, last: date) -> str:
 
 
 def _effective_visits_between(db: str, first: str, last: str) -> str:
-    """Effective visits of the days between the SQL dates `first` and `last` with their
-    FLAGS. The day filter is safe under FINAL: the engine replaces a visit's rows
-    before filtering, also when a correction moved it to another month's partition."""
+    """The rows counted on the days between the SQL dates `first` and `last`: the
+    effective visits of those days with their FLAGS (`is_visit`), and the at-risk
+    visits whose follow-up period ends on one of them (`due`, on that day, and
+    `followed_up`). The day filter is safe under FINAL: the engine replaces a visit's
+    rows before filtering, also when a correction moved it to another month's partition."""
     flags = ",\n    ".join(f"{expression} AS {name}" for name, expression in FLAGS.items())
+    none = ", ".join(f"false AS {name}" for name in FLAGS)
     return f"""SELECT municipality, local_day, household_id, nurse_id, topics, referrals,
-    {flags}
+    {flags},
+    true AS is_visit, false AS due, false AS followed_up
   FROM {db}.{VISITS} FINAL
-  WHERE NOT is_void AND local_day BETWEEN {first} AND {last}"""
+  WHERE NOT is_void AND local_day BETWEEN {first} AND {last}
+UNION ALL
+SELECT municipality, addDays(visit_day, {FOLLOW_UP_DAYS}) AS local_day, household_id, nurse_id,
+    topics, referrals, {none},
+    false AS is_visit, true AS due, followed_up
+  FROM ({_follow_ups(db, first, last)})"""
+
+
+def _follow_ups(db: str, first: str, last: str) -> str:
+    """The at-risk visits whose follow-up period ends between the SQL dates `first`
+    and `last`, each with whether its household had another completed visit 1 to
+    FOLLOW_UP_DAYS days later, in any municipality (SPEC §3)."""
+    completed = f"NOT is_void AND {FLAGS['completed']}"
+    at_risk = f"{completed} AND notEmpty(risk_flags)"
+    days = FOLLOW_UP_DAYS
+    return f"""SELECT r.municipality AS municipality, r.local_day AS visit_day,
+    r.household_id AS household_id, r.nurse_id AS nurse_id, r.topics AS topics,
+    r.referrals AS referrals,
+    countIf(f.local_day BETWEEN addDays(r.local_day, 1) AND addDays(r.local_day, {days})) > 0
+      AS followed_up
+  FROM (SELECT visit_id, municipality, local_day, household_id, nurse_id, topics, referrals
+        FROM {db}.{VISITS} FINAL
+        WHERE {at_risk} AND local_day BETWEEN subtractDays({first}, {days})
+                                          AND subtractDays({last}, {days})) AS r
+  LEFT JOIN (SELECT household_id, local_day FROM {db}.{VISITS} FINAL
+             WHERE {completed} AND local_day BETWEEN subtractDays({first}, {days - 1})
+                                                 AND {last}) AS f
+    ON r.household_id = f.household_id
+  GROUP BY r.visit_id, r.municipality, r.local_day, r.household_id, r.nurse_id, r.topics,
+    r.referrals"""
 
 
 def _aggregates() -> str:

@@ -379,7 +379,8 @@ def compute(payloads: Iterable[bytes]) -> dict[Key, Row]:
             for area, members in areas.items():
                 for indicator, row in indicator_rows(members).items():
                     out[(area, indicator, window, as_of)] = row
-            for area, row in follow_up_rows(follow_ups, window, as_of).items():
+            since = as_of - timedelta(days=window - 1)
+            for area, row in follow_up_rows(follow_ups, since, as_of).items():
                 out[(area, "at_risk_follow_up_rate", window, as_of)] = row
         as_of += timedelta(days=1)
     return out
@@ -396,15 +397,14 @@ def follow_up_facts(visits: list[Visit]) -> list[tuple[Visit, bool]]:
     ]  # fmt: skip
 
 
-def follow_up_rows(facts: list[tuple[Visit, bool]], window: int, as_of: date) -> dict[str, Row]:
-    """The follow-up rate per area: the at-risk visits whose 14-day period ends in the
-    window (D-W+1 <= d+14 <= D), and of them those followed up."""
+def follow_up_rows(facts: list[tuple[Visit, bool]], first: date, last: date) -> dict[str, Row]:
+    """The follow-up rate per area over the at-risk visits whose 14-day period ends on
+    a day first..last (for a window: D-W+1 <= d+14 <= D), and of them those followed up."""
     rows: dict[str, Row] = {}
     for area in (*MUNICIPALITIES, ALL):
         due = [
             followed for v, followed in facts
-            if area in (ALL, v.municipality)
-            and as_of - timedelta(days=window - 1) <= v.day + timedelta(days=14) <= as_of
+            if area in (ALL, v.municipality) and first <= v.day + timedelta(days=14) <= last
         ]  # fmt: skip
         num, den = sum(due), len(due)
         rows[area] = (num, den, num / den if den else None)
