@@ -95,6 +95,42 @@ def wait_for_progress(settings: Settings, least: int) -> int:
     raise AssertionError("the worker made no progress")
 
 
+def assert_same(table: str, actual: list[Any], expected: list[Any]) -> None:
+    """Two dumps of a table equal, or an error naming how many rows differ and the
+    first few of them (a whole table in the message would hide the difference)."""
+    if actual == expected:
+        return
+    have, want = map(_counted, (actual, expected))
+    extra = [row for row in have if have[row] > want.get(row, 0)]
+    missing = [row for row in want if want[row] > have.get(row, 0)]
+    lines = [f"{table}: {len(actual)} rows, expected {len(expected)}; "
+             f"{len(extra)} not expected, {len(missing)} missing"]  # fmt: skip
+    lines += [f"  not expected: {row}" for row in extra[:6]]
+    lines += [f"  missing:      {row}" for row in missing[:6]]
+    raise AssertionError("\n".join(lines))
+
+
+def assert_same_rows(what: str, actual: dict[Any, Any], expected: dict[Any, Any]) -> None:
+    """Two mappings of rows by key equal, or an error naming the first few keys where
+    they differ."""
+    if actual == expected:
+        return
+    differ = (k for k in actual.keys() | expected.keys() if actual.get(k) != expected.get(k))
+    keys = sorted(differ, key=repr)
+    lines = [f"{what}: {len(keys)} of {len(expected)} rows differ"]
+    lines += [f"  {k}: {actual.get(k, 'absent')}, expected {expected.get(k, 'absent')}"
+              for k in keys[:8]]  # fmt: skip
+    raise AssertionError("\n".join(lines))
+
+
+def _counted(rows: list[Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        text = json.dumps(row, sort_keys=True)
+        counts[text] = counts.get(text, 0) + 1
+    return counts
+
+
 def upsert_days(payloads: list[bytes]) -> int:
     events = [r.event for r in map(validate_payload, payloads) if isinstance(r, ValidEvent)]
     days = {local_day(e.occurred_at) for e in events if isinstance(e, UpsertEvent)}

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from dump_store import dump
+from workers import assert_same
 
 from sinks.errors import StoreQueryError
 from sinks.schema import VISITS
@@ -65,9 +66,11 @@ def test_a_transient_and_a_permanent_refusal(
     assert backend.transient > 0  # the sink met the outage and waited it out
     assert backend.refused > 0
     tables = dump(store)
-    assert tables["visits"] == [row for row in reference["visits"] if row["visit_id"] != poisoned]
-    assert tables["indicator_values"] == reference["indicator_values"]
-    assert tables["dead_letters"] == reference["dead_letters"]
+    assert_same(
+        "visits", tables["visits"], [r for r in reference["visits"] if r["visit_id"] != poisoned]
+    )
+    assert_same("indicator_values", tables["indicator_values"], reference["indicator_values"])
+    assert_same("dead_letters", tables["dead_letters"], reference["dead_letters"])
     rejects = tables["store_rejects"]
     assert rejects
     assert {r["target"] for r in rejects} == {VISITS}

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from workers import (
     WORKER_TIMEOUT,
+    assert_same,
     check_alerts,
     dump,
     finish,
@@ -74,13 +75,13 @@ def shared(
 def test_sigkill_and_restart_keep_visits_and_dead_letters(
     crashed: dict[str, Any], reference: dict[str, Any], table: str
 ) -> None:
-    assert crashed[table] == reference[table]
+    assert_same(table, crashed[table], reference[table])
 
 
 def test_sigkill_and_restart_keep_the_indicators(
     crashed: dict[str, Any], reference: dict[str, Any]
 ) -> None:
-    assert crashed["indicator_values"] == reference["indicator_values"]
+    assert_same("indicator_values", crashed["indicator_values"], reference["indicator_values"])
     check_alerts(crashed)
 
 
@@ -88,9 +89,9 @@ def test_sigkill_and_restart_keep_the_indicators(
 def test_two_workers_keep_visits_and_dead_letters(
     shared: dict[str, Any], reference: dict[str, Any], table: str
 ) -> None:
-    assert shared[table] == reference[table]
+    assert_same(table, shared[table], reference[table])
 
 
 def test_two_workers_keep_the_indicators(shared: dict[str, Any], reference: dict[str, Any]) -> None:
-    assert shared["indicator_values"] == reference["indicator_values"]
+    assert_same("indicator_values", shared["indicator_values"], reference["indicator_values"])
     check_alerts(shared)
