@@ -240,16 +240,26 @@ async def _frame(store: Store, targets: Targets, console: Console | None) -> Gro
     return render_view(data, width, height, page=int(time.monotonic() // PAGE_SECONDS))
 
 
-async def _load_history(pipeline: Pipeline, history: History, bar: bool) -> None:
-    """Until the history is published, processed and stored, with its progress shown."""
+async def _load_history(
+    pipeline: Pipeline, history: History, bar: bool, deadline: float | None
+) -> bool:
+    """Until the history is published, processed and stored, with its progress shown;
+    False if the deadline (`--duration`) came first."""
     total = history.progress.total or 0
     shown = showing_progress("demo", f"vizita demo: {total:,} events of history",
                              pipeline.progress_now, bar=bar)  # fmt: skip
-    async with shown:
-        history.progress.waiting_for = "the simulator"
-        while not history.sent():  # noqa: ASYNC110  # the producer is a thread: polled
-            await asyncio.sleep(0.2)
-        await pipeline.until_stored_or_failed(history.before)
+    timeout = asyncio.timeout_at(deadline)
+    try:
+        async with shown, timeout:
+            history.progress.waiting_for = "the simulator"
+            while not history.sent():  # noqa: ASYNC110  # the producer is a thread: polled
+                await asyncio.sleep(0.2)
+            await pipeline.until_stored_or_failed(history.before)
+    except TimeoutError:
+        if not timeout.expired():
+            raise  # not the deadline's
+        return False
+    return True
 
 
 async def _watch(settings: Settings, targets: Targets, store: Store, duration: float | None,
@@ -260,15 +270,13 @@ async def _watch(settings: Settings, targets: Targets, store: Store, duration: f
     loop = asyncio.get_running_loop()
     deadline = None if duration is None else loop.time() + duration
     try:
-        async with asyncio.timeout_at(deadline):
-            await _load_history(pipeline, history, bar_wanted(settings.log_format))
+        if not await _load_history(pipeline, history, bar_wanted(settings.log_format), deadline):
+            return
         with Live(await _frame(store, targets, None), refresh_per_second=1,
                   vertical_overflow="crop") as live:  # fmt: skip
             while deadline is None or loop.time() < deadline:
                 await asyncio.sleep(1.0)
                 live.update(await _frame(store, targets, live.console))
-    except TimeoutError:
-        pass  # --duration ended while the history was loading
     finally:
         await pipeline.stop()
 

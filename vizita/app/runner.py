@@ -148,12 +148,16 @@ class Pipeline:
         """`wait_until_stored`, unless a part fails first: then WorkerFailed."""
         stored = asyncio.ensure_future(self.wait_until_stored(before))
         failure = asyncio.ensure_future(self.failed())
-        done, _ = await asyncio.wait({stored, failure}, return_when=asyncio.FIRST_COMPLETED)
-        if stored in done:
+        try:
+            done, _ = await asyncio.wait({stored, failure}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Cancelled too (the demo's --duration): a watch left running would take the
+            # stop that follows for the sink failing.
+            stored.cancel()
             failure.cancel()
+        if stored in done:
             stored.result()
             return
-        stored.cancel()
         raise failure.result()
 
     async def stop(self) -> None:

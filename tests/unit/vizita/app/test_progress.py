@@ -205,3 +205,31 @@ def test_the_demo_history_is_what_arrived_before_the_start() -> None:
     assert history_size(config, earlier) == sum(
         1 for s in simulate_submissions(config) if s.arrival <= earlier
     )
+
+
+def test_a_deadline_on_the_wait_leaves_no_failure_watch_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The demo's --duration may end while the history loads: the stop that follows
+    must not be taken for a part failing."""
+    pipeline = Pipeline(Settings(), store=None)
+    watches: list[asyncio.Task[Any]] = []
+
+    async def forever(*args: Any) -> Any:
+        task = asyncio.current_task()
+        assert task is not None
+        watches.append(task)
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(pipeline, "wait_until_stored", forever)
+    monkeypatch.setattr(pipeline, "failed", forever)
+
+    async def run() -> None:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.05):
+                await pipeline.until_stored_or_failed({})
+        await asyncio.sleep(0)
+        assert len(watches) == 2
+        assert all(watch.cancelled() for watch in watches)
+
+    asyncio.run(run())
