@@ -100,6 +100,9 @@ store_option = setting_option(
     "--store", setting="store_url", help="chdb:///abs/path or clickhouse://…"
 )
 bootstrap_option = setting_option(
+    "--bootstrap", setting="kafka_bootstrap", help="Kafka HOST:PORT; needed (or its variable)"
+)
+local_or_bootstrap = setting_option(
     "--bootstrap", setting="kafka_bootstrap", help="Kafka HOST:PORT; none starts a local broker"
 )
 needs_bootstrap = f"needs --bootstrap or {env_name('kafka_bootstrap')}"
@@ -130,7 +133,7 @@ def main(ctx: click.Context, log_level: str | None, log_format: str | None) -> N
 @main.command()
 @input_file
 @store_option
-@bootstrap_option
+@local_or_bootstrap
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @click.pass_context
 def replay(
@@ -473,7 +476,7 @@ def ingest() -> None:
 @setting_option(
     "--port", setting="ingest_port", type=int, help="port to listen on (default: ingest_port)"
 )
-@setting_option("--bootstrap", setting="kafka_bootstrap", help="Kafka HOST:PORT (required)")
+@bootstrap_option
 @click.pass_context
 def ingest_serve(
     ctx: click.Context, ingest_host: str | None, ingest_port: int | None,
