@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import json
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -142,6 +143,7 @@ class KafkaSink:
         self._stopping = asyncio.Event()
         self.retries = 0  # store attempts that failed and were tried again
         self.rejected = 0  # rows set aside in store_rejects
+        self.stored: Counter[str] = Counter()  # rows inserted, per table (progress)
 
     async def run(self) -> None:
         self._consumer = AIOKafkaConsumer(
@@ -206,6 +208,7 @@ class KafkaSink:
         """Insert, retrying what is transient; split what the store refuses."""
         refusal = await self._insert(table, rows)
         if refusal is None:
+            self.stored[table] += len(rows)
             return
         if len(rows) == 1:
             await self._reject(table, rows[0], sources[0], refusal)

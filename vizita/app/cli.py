@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,9 +19,11 @@ import click
 from pydantic import ValidationError
 
 from vizita.contract.errors import ConfigError, VizitaError
-from vizita.contract.settings import Settings
+from vizita.contract.settings import Settings, env_name
 
 if TYPE_CHECKING:
+    from click.decorators import FC
+
     from sinks.store import Store
 
 _OVERRIDES = "overrides"
@@ -88,10 +90,22 @@ def _open_store(settings: Settings) -> Store:
     return open_store(url, settings.database, settings.store_cluster)
 
 
-store_option = click.option("--store", "store_url", help="chdb:///abs/path or clickhouse://…")
-bootstrap_option = click.option(
-    "--bootstrap", "kafka_bootstrap", help="Kafka HOST:PORT; none starts a local broker"
+def setting_option(*decls: str, setting: str, help: str, **attrs: Any) -> Callable[[FC], FC]:
+    """An option for the setting `setting`: its value reaches Settings under that name
+    (`_settings`), and its help ends with the environment variable that sets it too."""
+    return click.option(*decls, setting, help=f"{help} [env var: {env_name(setting)}]", **attrs)
+
+
+store_option = setting_option(
+    "--store", setting="store_url", help="chdb:///abs/path or clickhouse://…"
 )
+bootstrap_option = setting_option(
+    "--bootstrap", setting="kafka_bootstrap", help="Kafka HOST:PORT; needed (or its variable)"
+)
+local_or_bootstrap = setting_option(
+    "--bootstrap", setting="kafka_bootstrap", help="Kafka HOST:PORT; none starts a local broker"
+)
+needs_bootstrap = f"needs --bootstrap or {env_name('kafka_bootstrap')}"
 input_file = click.argument(
     "file", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
 )
@@ -99,8 +113,14 @@ input_file = click.argument(
 
 @click.group(cls=VizitaGroup)
 @click.version_option(package_name="vizita", prog_name="vizita")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
-@click.option("--log-format", type=click.Choice(["auto", "json", "console"]))
+@setting_option(
+    "--log-level", setting="log_level", type=click.Choice(["debug", "info", "warning", "error"]),
+    help="how much to log (debug adds the traceback of an error)",
+)  # fmt: skip
+@setting_option(
+    "--log-format", setting="log_format", type=click.Choice(["auto", "json", "console"]),
+    help="auto: JSON unless stderr is a terminal",
+)  # fmt: skip
 @click.pass_context
 def main(ctx: click.Context, log_level: str | None, log_format: str | None) -> None:
     """Vizita: live monitoring of the home visiting programme."""
@@ -113,7 +133,7 @@ def main(ctx: click.Context, log_level: str | None, log_format: str | None) -> N
 @main.command()
 @input_file
 @store_option
-@bootstrap_option
+@local_or_bootstrap
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 @click.pass_context
 def replay(
@@ -142,7 +162,8 @@ def replay(
     click.echo(
         f"read {summary.read}  valid {summary.valid}  duplicates {summary.duplicates}  "
         f"dead-lettered {summary.dead_lettered}  ({summary.seconds:.1f} s)\n"
-        f"store: {summary.visits_in_store} visits, {summary.voided_in_store} voided, "
+        f"store: {summary.rows_stored} rows written; {summary.visits_in_store} visits, "
+        f"{summary.voided_in_store} voided, "
         f"{summary.dead_letters_in_store} dead letters, {summary.indicator_rows_in_store} "
         f"indicator rows, {summary.active_alerts} active alerts"
     )
@@ -160,7 +181,7 @@ def produce(ctx: click.Context, file: Path, kafka_bootstrap: str | None) -> None
 
     settings = _start(ctx, kafka_bootstrap=kafka_bootstrap)
     if not settings.kafka_bootstrap:
-        raise click.UsageError("produce needs --bootstrap or VIZITA_KAFKA_BOOTSTRAP")
+        raise click.UsageError(f"produce {needs_bootstrap}")
     ensure_pipeline_topics(settings)
     count = publish(read_lines(file), settings.kafka_bootstrap, settings.topic(TOPIC_VISITS))
     click.echo(f"published {count} payloads to {settings.topic(TOPIC_VISITS)}")
@@ -174,7 +195,10 @@ def produce(ctx: click.Context, file: Path, kafka_bootstrap: str | None) -> None
     "--exit-when-done", is_flag=True,
     help="stop once all that is in the visits topic now is processed and stored (backfills)",
 )  # fmt: skip
-@click.option("--clock", type=click.Choice(["live", "event"]), help="the clock day (SPEC §2)")
+@setting_option(
+    "--clock", setting="clock", type=click.Choice(["live", "event"]),
+    help="the clock day (SPEC §2): today's, or the last upsert's",
+)  # fmt: skip
 @click.pass_context
 def worker(  # noqa: PLR0917  # click passes every option positionally
     ctx: click.Context, store_url: str | None, kafka_bootstrap: str | None, no_sink: bool,
@@ -188,7 +212,7 @@ def worker(  # noqa: PLR0917  # click passes every option positionally
 
     settings = _start(ctx, store_url=store_url, kafka_bootstrap=kafka_bootstrap, clock=clock)
     if not settings.kafka_bootstrap:
-        raise click.UsageError("worker needs --bootstrap or VIZITA_KAFKA_BOOTSTRAP")
+        raise click.UsageError(f"worker {needs_bootstrap}")
     if exit_when_done and no_sink:
         raise click.UsageError("--exit-when-done waits for the store: it needs the sink")
     targets = load_targets(settings.targets_file)
@@ -215,7 +239,7 @@ async def _run_worker(pipeline: Any, *, exit_when_done: bool) -> None:
     try:
         waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(pipeline.failed())]
         if exit_when_done:
-            waits.append(asyncio.ensure_future(pipeline.wait_until_stored({})))
+            waits.append(asyncio.ensure_future(_backfill(pipeline)))
         done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
@@ -227,6 +251,15 @@ async def _run_worker(pipeline: Any, *, exit_when_done: bool) -> None:
     finally:
         _exit_unless_stopped_within(EXIT_SECONDS)
         await pipeline.stop()
+
+
+async def _backfill(pipeline: Any) -> None:
+    """--exit-when-done: until all that is in `visits` now is stored, with a progress
+    line every 10 s (logs, not a bar: a worker's stderr is its log)."""
+    from vizita.app.progress import showing_progress
+
+    async with showing_progress("worker", "vizita worker", pipeline.progress_now, bar=False):
+        await pipeline.wait_until_stored({})
 
 
 #: how long a worker may take to stop before it ends itself (30 s in all, with its exit)
@@ -386,8 +419,8 @@ def _calendar_period(month: str | None, quarter: str | None) -> Any:
 
 
 @main.command()
-@click.option(
-    "--out", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+@setting_option(
+    "--out", setting="report_path", type=click.Path(dir_okay=False, path_type=Path),
     help="the HTML file to write; default: report_path (.vizita/report.html)",
 )  # fmt: skip
 @click.option("--month", help="a calendar month, YYYY-MM (to date for the current one)")
@@ -439,9 +472,11 @@ def ingest() -> None:
 
 
 @ingest.command("serve")
-@click.option("--host", "ingest_host", help="address to listen on (default: ingest_host)")
-@click.option("--port", "ingest_port", type=int, help="port to listen on (default: ingest_port)")
-@click.option("--bootstrap", "kafka_bootstrap", help="Kafka HOST:PORT (required)")
+@setting_option("--host", setting="ingest_host", help="address to listen on (default: ingest_host)")
+@setting_option(
+    "--port", setting="ingest_port", type=int, help="port to listen on (default: ingest_port)"
+)
+@bootstrap_option
 @click.pass_context
 def ingest_serve(
     ctx: click.Context, ingest_host: str | None, ingest_port: int | None,
@@ -455,7 +490,7 @@ def ingest_serve(
         ctx, ingest_host=ingest_host, ingest_port=ingest_port, kafka_bootstrap=kafka_bootstrap
     )
     if not settings.kafka_bootstrap:
-        raise click.UsageError("ingest serve needs --bootstrap or VIZITA_KAFKA_BOOTSTRAP")
+        raise click.UsageError(f"ingest serve {needs_bootstrap}")
     require_submitters(settings.ingest_submitters_file)  # before anything else starts
     ensure_pipeline_topics(settings)
     asyncio.run(serve(settings))
@@ -518,7 +553,7 @@ def dashboards_build(ctx: click.Context, out: Path | None) -> None:
 
 
 @dashboards_group.command("push")
-@click.option("--url", "grafana_url", help="Grafana's URL (default: settings grafana_url)")
+@setting_option("--url", setting="grafana_url", help="Grafana's URL (default: grafana_url)")
 @click.option("--folder-uid", help="the Grafana folder to put the dashboards in")
 @click.pass_context
 def dashboards_push(ctx: click.Context, grafana_url: str | None, folder_uid: str | None) -> None:

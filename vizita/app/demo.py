@@ -8,7 +8,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -29,6 +29,7 @@ from sinks.queries import (
 )
 from sinks.store import Store, open_store
 from vizita.app.broker import kafka_for
+from vizita.app.progress import Progress, bar_wanted, showing_progress
 from vizita.app.report import save_report
 from vizita.app.runner import Pipeline
 from vizita.app.views import alerted_keys, marks_of, value_text, values_at_alert_window
@@ -48,7 +49,7 @@ from vizita.contract.municipalities import ALL_KOSOVO
 from vizita.contract.settings import Settings
 from vizita.contract.targets import Targets, load_targets
 from vizita.contract.topics import TOPIC_VISITS
-from vizita.kafka.admin import bootstrap_of, ensure_pipeline_topics
+from vizita.kafka.admin import bootstrap_of, end_offsets, ensure_pipeline_topics
 
 Row = Mapping[str, Any]
 
@@ -65,18 +66,57 @@ def accelerated_clock(speed: float) -> Callable[[], datetime]:
     return now
 
 
-def _produce(settings: Settings, config: SimulationConfig, stop: threading.Event) -> None:
+class _Waits(Exception):  # a signal within history_size, never raised out of it
+    """iter_live would wait for its clock: what came before is the history."""
+
+
+def history_size(config: SimulationConfig, at: datetime) -> int:
+    """How many payloads `iter_live` sends before its clock passes `at`: the history the
+    demo loads at full speed (counted with the clock stopped at `at`)."""
+
+    def waits(_seconds: float) -> None:
+        raise _Waits
+
+    count = 0
+    with contextlib.suppress(_Waits):
+        for _ in iter_live(config, now=lambda: at, sleep=waits):
+            count += 1
+    return count
+
+
+@dataclass
+class History:
+    """The history the demo loads first: its progress, the `visits` offsets before it,
+    and whether the producer has ended (then no more of it comes)."""
+
+    progress: Progress
+    before: dict[int, int]
+    ended: threading.Event = field(default_factory=threading.Event)
+
+    def sent(self) -> bool:
+        return self.ended.is_set() or self.progress.published >= (self.progress.total or 0)
+
+
+def _produce(
+    settings: Settings, config: SimulationConfig, stop: threading.Event, history: History
+) -> None:
+    """The simulated stream, history first; its first `progress.total` payloads (the
+    history) are counted into the progress as the producer takes them."""
     producer = idempotent_producer(bootstrap_of(settings))
     topic = settings.topic(TOPIC_VISITS)
     clock = accelerated_clock(DEMO_SPEED)
+    progress = history.progress
     try:
-        for payload in iter_live(config, now=clock):
+        for sent, payload in enumerate(iter_live(config, now=clock), start=1):
             if stop.is_set():
                 break
             # Received at the simulated time: the phones' clocks run as fast as the demo's.
             received_ms = int(clock().timestamp() * 1000)
             producer.send(topic, key=key_of(payload), value=payload, timestamp_ms=received_ms)
+            if sent <= (progress.total or 0):
+                progress.published = sent
     finally:
+        history.ended.set()
         producer.close()
 
 
@@ -200,14 +240,38 @@ async def _frame(store: Store, targets: Targets, console: Console | None) -> Gro
     return render_view(data, width, height, page=int(time.monotonic() // PAGE_SECONDS))
 
 
-async def _watch(
-    settings: Settings, targets: Targets, store: Store, duration: float | None
-) -> None:
-    pipeline = Pipeline(settings, store, targets)
+async def _load_history(
+    pipeline: Pipeline, history: History, bar: bool, deadline: float | None
+) -> bool:
+    """Until the history is published, processed and stored, with its progress shown;
+    False if the deadline (`--duration`) came first."""
+    total = history.progress.total or 0
+    shown = showing_progress("demo", f"vizita demo: {total:,} events of history",
+                             pipeline.progress_now, bar=bar)  # fmt: skip
+    timeout = asyncio.timeout_at(deadline)
+    try:
+        async with shown, timeout:
+            history.progress.waiting_for = "the simulator"
+            while not history.sent():  # noqa: ASYNC110  # the producer is a thread: polled
+                await asyncio.sleep(0.2)
+            await pipeline.until_stored_or_failed(history.before)
+    except TimeoutError:
+        if not timeout.expired():
+            raise  # not the deadline's
+        return False
+    return True
+
+
+async def _watch(settings: Settings, targets: Targets, store: Store, duration: float | None,
+                 history: History) -> None:  # fmt: skip
+    """The history's progress, then the live view, until `duration` is over."""
+    pipeline = Pipeline(settings, store, targets, progress=history.progress)
     await pipeline.start()
     loop = asyncio.get_running_loop()
     deadline = None if duration is None else loop.time() + duration
     try:
+        if not await _load_history(pipeline, history, bar_wanted(settings.log_format), deadline):
+            return
         with Live(await _frame(store, targets, None), refresh_per_second=1,
                   vertical_overflow="crop") as live:  # fmt: skip
             while deadline is None or loop.time() < deadline:
@@ -225,14 +289,18 @@ def run_demo(settings: Settings, *, duration: float | None, history_days: int) -
     migrate(store, settings.dead_letter_retention_days)
     yesterday = datetime.now(LOCAL_TZ).date() - timedelta(days=1)
     config = SimulationConfig.ending_on(yesterday, days=history_days)
+    # Counted before the producer's clock starts: all of it comes without a wait.
+    progress = Progress(total=history_size(config, datetime.now(LOCAL_TZ)))
     stop = threading.Event()
     try:
         with kafka_for(settings) as live:
             ensure_pipeline_topics(live)
-            producer = threading.Thread(target=_produce, args=(live, config, stop), daemon=True)
+            history = History(progress, end_offsets(bootstrap_of(live), live.topic(TOPIC_VISITS)))
+            producer = threading.Thread(target=_produce, args=(live, config, stop, history),
+                                        daemon=True)  # fmt: skip
             producer.start()
             with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(_watch(live, targets, store, duration))
+                asyncio.run(_watch(live, targets, store, duration, history))
             stop.set()
             producer.join(timeout=5)
     finally:

@@ -19,7 +19,7 @@ from email.utils import format_datetime, make_msgid
 import structlog
 
 from vizita.app.errors import AppError
-from vizita.contract.settings import Settings
+from vizita.contract.settings import Settings, env_name
 
 log = structlog.get_logger(__name__)
 
@@ -40,10 +40,10 @@ def check_mail_settings(settings: Settings) -> None:
         if not value
     ]
     if missing:
-        names = ", ".join(f"{name} (VIZITA_{name.upper()})" for name in missing)
+        names = ", ".join(f"{name} ({env_name(name)})" for name in missing)
         raise MailError(f"--send needs {names}")
     if settings.smtp_user and settings.smtp_password is None:
-        raise MailError("smtp_user is set but VIZITA_SMTP_PASSWORD is not")
+        raise MailError(f"smtp_user is set but {env_name('smtp_password')} is not")
     if settings.smtp_user and not settings.smtp_starttls:
         raise MailError("refusing to send the SMTP password without STARTTLS")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from producers.publish import publish, read_lines
 from sinks.migrations import migrate
 from sinks.schema import ACTIVE_ALERTS, DEAD_LETTERS, INDICATOR_VALUES, VISITS
 from sinks.store import Store
+from vizita.app.progress import Progress, bar_wanted, showing_progress
 from vizita.app.runner import Pipeline
 from vizita.contract.settings import Settings
 from vizita.contract.targets import Targets, load_targets
@@ -25,6 +27,7 @@ class ReplaySummary:
     valid: int  # lines that passed validation (duplicates included)
     duplicates: int  # valid lines whose event_id the visit had already seen
     dead_lettered: int  # invalid lines, now in visits-dlq and dead_letters
+    rows_stored: int  # rows the sink wrote, every version of a row (the progress's "stored")
     seconds: float
     visits_in_store: int  # `visits` rows of existing (not voided) visits, whole store
     voided_in_store: int
@@ -49,22 +52,37 @@ def store_counts(store: Store) -> tuple[int, ...]:
     return tuple(counts)
 
 
+def _counted(lines: Iterator[bytes], progress: Progress) -> Iterator[bytes]:
+    """The lines, counted into the progress as the producer takes them (in its thread;
+    the only writer of `published`)."""
+    for line in lines:
+        yield line
+        progress.published += 1
+
+
 async def _run(
     settings: Settings, targets: Targets, store: Store, path: Path
-) -> tuple[int, dict[str, int]]:
+) -> tuple[int, dict[str, int], Progress]:
     pipeline = Pipeline(settings, store, targets)
-    await pipeline.start()
-    try:
-        # Publish once the workers hold their partitions, so that the start-up rebalance
-        # does not make the first seconds of the replay processed twice.
-        await pipeline.wait_until_ready()
-        topic = settings.topic(TOPIC_VISITS)
-        before = await asyncio.to_thread(end_offsets, bootstrap_of(settings), topic)
-        read = await asyncio.to_thread(publish, read_lines(path), bootstrap_of(settings), topic)
-        await pipeline.until_stored_or_failed(before)
-    finally:
-        await pipeline.stop()
-    return read, dict(pipeline.running.stats.counts)
+    pipeline.progress.total = await asyncio.to_thread(lambda: sum(1 for _ in read_lines(path)))
+    shown = showing_progress("replay", f"vizita replay {path.name}", pipeline.progress_now,
+                             bar=bar_wanted(settings.log_format))  # fmt: skip
+    async with shown:
+        await pipeline.start()
+        try:
+            # Publish once the workers hold their partitions, so that the start-up
+            # rebalance does not make the first seconds of the replay processed twice.
+            await pipeline.wait_until_ready()
+            pipeline.progress.waiting_for = "stage 1"
+            topic = settings.topic(TOPIC_VISITS)
+            before = await asyncio.to_thread(end_offsets, bootstrap_of(settings), topic)
+            lines = _counted(read_lines(path), pipeline.progress)
+            read = await asyncio.to_thread(publish, lines, bootstrap_of(settings), topic)
+            pipeline.progress.published = read  # acknowledged, now
+            await pipeline.until_stored_or_failed(before)
+        finally:
+            await pipeline.stop()
+    return read, dict(pipeline.running.stats.counts), pipeline.progress_now()
 
 
 def replay(
@@ -77,7 +95,8 @@ def replay(
     started = time.monotonic()
     migrate(store, settings.dead_letter_retention_days)
     ensure_pipeline_topics(settings)
-    read, counts = asyncio.run(_run(settings, targets, store, path))
+    read, counts, progress = asyncio.run(_run(settings, targets, store, path))
     valid = counts.get("valid", 0) + counts.get("duplicate", 0)
     return ReplaySummary(read, valid, counts.get("duplicate", 0), counts.get("dead_lettered", 0),
-                         round(time.monotonic() - started, 2), *store_counts(store))  # fmt: skip
+                         progress.stored, round(time.monotonic() - started, 2),
+                         *store_counts(store))  # fmt: skip

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -25,6 +25,7 @@ from sinks.lag import record_consumer_lag
 from sinks.store import Store
 from streams.runtime.app import Streams
 from vizita.app.errors import AppError
+from vizita.app.progress import Progress
 from vizita.contract.settings import Settings
 from vizita.contract.targets import Targets, load_targets
 from vizita.contract.topics import (
@@ -46,6 +47,8 @@ log = structlog.get_logger(__name__)
 
 LAG_EVERY_SECONDS = 30.0
 WAITING_LOG_SECONDS = 10.0
+#: stage 1's outcomes that finish an event (a re-keyed one comes back, and counts then)
+PROCESSED_OUTCOMES = ("valid", "duplicate", "dead_lettered")
 #: how long a clean stop may take (within the 30 s a worker has to stop in every state)
 STOP_SECONDS = 25.0
 
@@ -66,6 +69,8 @@ class Pipeline:
     sink: KafkaSink | None = None
     _sink_task: asyncio.Task[None] | None = None
     _lag_task: asyncio.Task[None] | None = None
+    # What a replay, the demo or a backfill shows: the publisher adds its counts.
+    progress: Progress = field(default_factory=Progress)
     _last_waiting_log: float = 0.0
 
     async def start(self) -> None:
@@ -101,6 +106,16 @@ class Pipeline:
         assert self.streams is not None, "the pipeline is started first"
         return self.streams
 
+    def progress_now(self) -> Progress:
+        """The progress, with what stage 1 and the sink of this process have done by now
+        (a copy: the display keeps it as it was)."""
+        if self.streams is not None:
+            counts = self.streams.stats.counts
+            self.progress.processed = sum(counts[outcome] for outcome in PROCESSED_OUTCOMES)
+        if self.sink is not None:
+            self.progress.stored = sum(self.sink.stored.values())
+        return replace(self.progress)
+
     async def _record_lag(self, store: Store) -> None:
         """Consumer lag into the store every LAG_EVERY_SECONDS, for the health dashboard.
         A failed measurement is logged and retried next time: lag is a gauge."""
@@ -133,12 +148,16 @@ class Pipeline:
         """`wait_until_stored`, unless a part fails first: then WorkerFailed."""
         stored = asyncio.ensure_future(self.wait_until_stored(before))
         failure = asyncio.ensure_future(self.failed())
-        done, _ = await asyncio.wait({stored, failure}, return_when=asyncio.FIRST_COMPLETED)
-        if stored in done:
+        try:
+            done, _ = await asyncio.wait({stored, failure}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Cancelled too (the demo's --duration): a watch left running would take the
+            # stop that follows for the sink failing.
+            stored.cancel()
             failure.cancel()
+        if stored in done:
             stored.result()
             return
-        stored.cancel()
         raise failure.result()
 
     async def stop(self) -> None:
@@ -190,15 +209,18 @@ class Pipeline:
         if not left:
             return True
         committed = await self._committed(TOPIC_VISITS)  # the slower question, asked only now
-        self._waiting("stage1", ends=ends, committed=committed, positions=dict(positions))
+        self._waiting("stage 1", ends=ends, committed=committed, positions=dict(positions))
         return all(committed.get(p, 0) >= ends[p] for p in left)
 
     def _waiting(self, stage: str, **numbers: Any) -> None:
-        """A progress line every WAITING_LOG_SECONDS while a wait lasts (what is pending)."""
+        """What a wait waits for, in the progress; and, at debug level every
+        WAITING_LOG_SECONDS, the offsets still pending (the progress line is the
+        readable one: vizita.app.progress)."""
+        self.progress.waiting_for = stage
         now = asyncio.get_running_loop().time()
         if now - self._last_waiting_log >= WAITING_LOG_SECONDS:
             self._last_waiting_log = now
-            log.info("pipeline.waiting", stage=stage, **numbers)
+            log.debug("pipeline.waiting", stage=stage, **numbers)
 
     async def _settle_stage1(self, before: dict[int, int], poll: float) -> None:
         while True:
@@ -222,7 +244,7 @@ class Pipeline:
                 behind = {p: end for p, end in behind.items() if elsewhere.get(p, 0) < end}
             if not behind:
                 break
-            self._waiting("stage2", behind=behind, settled=dict(stats.settled))
+            self._waiting("stage 2", behind=behind, settled=dict(stats.settled))
             await asyncio.sleep(poll)
         await self.running.flush()
 
@@ -247,6 +269,7 @@ class Pipeline:
         assert self.sink is not None, "waiting for the store needs the sink in this process"
         while not await self.sink.caught_up(outputs):  # polls the broker
             self._waiting(
-                "sink", ends={f"{tp.topic}/{tp.partition}": n for tp, n in outputs.items()}
+                "the sink", ends={f"{tp.topic}/{tp.partition}": n for tp, n in outputs.items()}
             )
             await asyncio.sleep(poll)
+        self.progress.waiting_for = None

@@ -156,6 +156,14 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, _YamlWithoutSecrets(settings_cls))
 
 
+def env_name(setting: str) -> str:
+    """The environment variable that sets `setting` (a field of Settings): spelled here
+    only, from the settings' own prefix, so a help text or a message cannot drift."""
+    if setting not in Settings.model_fields:
+        raise KeyError(f"no setting named {setting!r}")
+    return f"{Settings.model_config.get('env_prefix', '')}{setting}".upper()
+
+
 def _check_address(address: str) -> str:
     if not _ADDRESS.fullmatch(address):
         raise ValueError("an e-mail address is local@domain, with no name or spaces")
@@ -170,6 +178,6 @@ class _YamlWithoutSecrets(YamlConfigSettingsSource):
         values = super().__call__()
         found = sorted(ENVIRONMENT_ONLY & set(values))
         if found:
-            names = ", ".join(f"VIZITA_{name.upper()}" for name in found)
+            names = ", ".join(env_name(name) for name in found)
             raise ConfigError(f"config/vizita.yaml sets secrets; use the environment: {names}")
         return values

@@ -13,7 +13,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from vizita.contract.settings import Settings
+from vizita.contract.settings import Settings, env_name
 from vizita.contract.topics import TOPICS
 from vizita.kafka.errors import KafkaAdminError, KafkaUnreachable
 
@@ -78,7 +78,8 @@ def ensure_topics(
 
 def bootstrap_of(settings: Settings) -> str:
     if not settings.kafka_bootstrap:
-        raise KafkaUnreachable("no Kafka bootstrap address (--bootstrap, VIZITA_KAFKA_BOOTSTRAP)")
+        variable = env_name("kafka_bootstrap")
+        raise KafkaUnreachable(f"no Kafka bootstrap address (--bootstrap, {variable})")
     return settings.kafka_bootstrap
 
 

@@ -442,7 +442,9 @@ def quiet_demo(monkeypatch: pytest.MonkeyPatch) -> _FakeStore:
     monkeypatch.setattr(vizita.app.demo, "migrate", lambda opened, retention_days: None)
     monkeypatch.setattr(vizita.app.demo, "kafka_for", contextlib.nullcontext)
     monkeypatch.setattr(vizita.app.demo, "ensure_pipeline_topics", lambda settings: None)
-    monkeypatch.setattr(vizita.app.demo, "_produce", lambda settings, config, stop: None)
+    monkeypatch.setattr(vizita.app.demo, "_produce", lambda settings, config, stop, history: None)
+    monkeypatch.setattr(vizita.app.demo, "bootstrap_of", lambda settings: "nowhere:9092")
+    monkeypatch.setattr(vizita.app.demo, "end_offsets", lambda bootstrap, topic: {})
     monkeypatch.setattr(
         vizita.app.report, "read_report_data", lambda opened, targets, now, period: sample()
     )
