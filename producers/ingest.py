@@ -55,7 +55,7 @@ from aiokafka.errors import (
     KafkaTimeoutError,
     MessageSizeTooLargeError,
 )
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from producers.answers import AcceptedItem, ErrorAnswer, HealthAnswer, RejectedItem, VisitsAnswer
@@ -446,11 +446,12 @@ async def openapi(request: web.Request) -> web.Response:
     return web.Response(body=request.app[INGEST].openapi, content_type="application/json")
 
 
-async def prometheus_metrics(_request: web.Request) -> web.Response:
-    # For Prometheus inside the deployment: a TLS proxy in front forwards the API only.
-    return web.Response(
-        body=generate_latest(metrics.INGEST), headers={hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST}
-    )
+async def prometheus_metrics(request: web.Request) -> web.Response:
+    """The endpoint's metrics, in the format the scraper asks for (the text format, or
+    OpenMetrics), as the client library's own server answers. For the deployment's
+    Prometheus: a TLS proxy in front should forward the API only."""
+    encode, content_type = choose_encoder(request.headers.get(hdrs.ACCEPT, ""))
+    return web.Response(body=encode(metrics.INGEST), headers={hdrs.CONTENT_TYPE: content_type})
 
 
 @web.middleware
