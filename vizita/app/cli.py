@@ -515,7 +515,7 @@ def dashboards_group() -> None:
 )  # fmt: skip
 @click.pass_context
 def dashboards_build(ctx: click.Context, out: Path | None) -> None:
-    """Write the three dashboards and the alerting provisioning file."""
+    """Write the four dashboards and the alerting provisioning file."""
     from dashboards.build import build_all, write
     from dashboards.config import BuildConfig
     from vizita.contract.settings import CONFIG_DIR
