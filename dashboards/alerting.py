@@ -26,11 +26,13 @@ from typing import Any, Literal
 
 from grafana_foundation_sdk.builders import alerting as alerting_builder
 from grafana_foundation_sdk.builders import expr as expr_builder
+from grafana_foundation_sdk.builders import prometheus
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import alerting as alerting_model
+from grafana_foundation_sdk.models.dashboard import DataSourceRef
 
-from dashboards import overview, pipeline, sql
-from dashboards.config import OVERVIEW_UID, PIPELINE_UID, BuildConfig
+from dashboards import overview, pipeline, pipeline_metrics, promql, sql
+from dashboards.config import METRICS_UID, OVERVIEW_UID, PIPELINE_UID, BuildConfig
 from dashboards.errors import DashboardsError
 from dashboards.query import ClickHouseQueryBuilder, Sql
 
@@ -40,6 +42,7 @@ CONTACT_POINT = "Vizita programme managers"
 EMAIL_FROM_ENVIRONMENT = "$VIZITA_ALERT_EMAIL"
 EXPRESSIONS = "__expr__"  # the datasource uid of Grafana's server-side expressions
 STALLED_AFTER_SECONDS = 12 * 3600  # nurses submit in the daytime; a night is quiet
+SINK_STALLED_FOR = "10m"  # the sink's lag and no row stored held this long
 LAG_LIMIT = 10_000
 
 NoData = Literal["Alerting", "NoData", "OK"]
@@ -58,16 +61,20 @@ PanelIds = Mapping[PanelRef, int]
 
 BEHIND_TARGET, NO_VISITS, CONSUMER_LAG = (
     "vizita-behind-target", "vizita-no-visits-stored", "vizita-consumer-lag")  # fmt: skip
+# On the Prometheus datasource (README "Metrics").
+SINK_STALLED, DEAD_LETTERS_RISING = "vizita-sink-stalled", "vizita-dead-letters-rising"
 # The panel each rule's notification links to.
 RULE_PANELS = {
     BEHIND_TARGET: PanelRef(OVERVIEW_UID, overview.TARGETS_PANEL),  # "behind on", every one
     NO_VISITS: PanelRef(PIPELINE_UID, pipeline.VISITS_IN_PANEL),
     CONSUMER_LAG: PanelRef(PIPELINE_UID, pipeline.LAG_PANEL),
+    SINK_STALLED: PanelRef(METRICS_UID, pipeline_metrics.ROWS_STORED_PANEL),
+    DEAD_LETTERS_RISING: PanelRef(METRICS_UID, pipeline_metrics.DEAD_LETTERS_PANEL),
 }
 
 
 def rule_queries(database: str) -> list[Sql]:
-    """The SQL of every rule, in rule order."""
+    """The SQL of every ClickHouse rule, in rule order."""
     return [sql.behind_target(database), sql.seconds_since_last_visit(database),
             sql.latest_consumer_lag(database)]  # fmt: skip
 
@@ -86,24 +93,48 @@ def provisioning(config: BuildConfig, panel_ids: PanelIds) -> dict[str, Any]:
 
 
 def _rules(config: BuildConfig) -> list[dict[str, Any]]:
-    behind, stalled, lag = rule_queries(config.database)
-    uid = config.datasource_uid
+    behind, stalled, lag = (_source(query, config.datasource_uid)
+                            for query in rule_queries(config.database))  # fmt: skip
     return [
-        _rule(BEHIND_TARGET, "Municipality behind its target", uid, behind,
+        _rule(BEHIND_TARGET, "Municipality behind its target", behind,
               limit=0.0, for_="5m", no_data="OK", exec_err="Error",
               summary="{{ $labels.municipality }} is behind its target on "
                       "{{ $labels.indicator }} (30-day window).",
               severity="warning"),
-        _rule(NO_VISITS, "No visit stored for 12 hours", uid, stalled,
+        _rule(NO_VISITS, "No visit stored for 12 hours", stalled,
               limit=float(STALLED_AFTER_SECONDS), for_="15m", no_data="Alerting",
               exec_err="Alerting",
               summary="No visit has reached the store for over 12 hours: is the "
                       "pipeline (or the store) down?",
               severity="critical"),
-        _rule(CONSUMER_LAG, "Consumer group falling behind", uid, lag,
+        _rule(CONSUMER_LAG, "Consumer group falling behind", lag,
               limit=float(LAG_LIMIT), for_="10m", no_data="OK", exec_err="Error",
               summary="{{ $labels.consumer_group }} is more than 10000 messages behind "
                       "on {{ $labels.topic }}.",
+              severity="warning"),
+        *_metrics_rules(config.prometheus_uid),
+    ]  # fmt: skip
+
+
+def _metrics_rules(prometheus_uid: str) -> list[dict[str, Any]]:
+    """The rules on Prometheus: each expression is 1 (or a count) when something is
+    wrong, so the condition is the same `> 0`."""
+    stalled = _prometheus_source(promql.sink_stalled(), prometheus_uid)
+    rising = _prometheus_source(promql.dead_letters_rising(), prometheus_uid)
+    return [
+        # No data: no worker reports the sink's lag, so no sink is running at all.
+        _rule(SINK_STALLED, "Sink stalled", stalled,
+              limit=0.0, for_=SINK_STALLED_FOR, no_data="Alerting", exec_err="Error",
+              summary="The sink has messages to store but stored no row for "
+                      f"{promql.STALLED_WINDOW} and more, for {SINK_STALLED_FOR}: is the "
+                      "store refusing (vizita_store_errors_total), or the sink stuck?",
+              severity="critical"),
+        _rule(DEAD_LETTERS_RISING, "Dead letters rising", rising,
+              limit=0.0, for_="5m", no_data="OK", exec_err="Error",
+              summary=f"More dead letters in the last {promql.RISING_WINDOW} than "
+                      f"{promql.RISING_FACTOR} times a usual {promql.RISING_WINDOW} of the "
+                      f"day before, plus {promql.RISING_MARGIN}: a form or a submitter "
+                      "sending what the contract refuses?",
               severity="warning"),
     ]  # fmt: skip
 
@@ -118,17 +149,17 @@ def _linked(rule: dict[str, Any], panel_ids: PanelIds) -> dict[str, Any]:
 
 
 def _rule(
-    uid: str, title: str, datasource_uid: str, query: Sql, *, limit: float, for_: str,
+    uid: str, title: str, source: alerting_builder.Query, *, limit: float, for_: str,
     no_data: NoData, exec_err: ExecErr, summary: str, severity: str,
 ) -> dict[str, Any]:  # fmt: skip
-    """Query A (ClickHouse, a table: string columns become labels), B = last of A,
-    C = B above `limit`: the condition."""
+    """Query A (`source`: ClickHouse, a table whose string columns become labels, or
+    Prometheus, an instant vector), B = last of A, C = B above `limit`: the condition."""
     rule = (
         alerting_builder.Rule(title).uid(uid).condition("C").for_val(for_)
         .no_data_state(no_data).exec_err_state(exec_err)
         .labels({"severity": severity})
         .annotations({"summary": summary})
-        .with_query(_source(query, datasource_uid))
+        .with_query(source)
         .with_query(_expression("B", expr_builder.TypeReduce().expression("A").reducer("last")))
         .with_query(_expression("C", _above("B", limit)))
     )  # fmt: skip
@@ -138,6 +169,16 @@ def _rule(
 def _source(query: Sql, datasource_uid: str) -> alerting_builder.Query:
     model = ClickHouseQueryBuilder(query).ref_id("A").table().datasource(datasource_uid)
     window = alerting_model.RelativeTimeRange(from_val=600, to=0)  # seconds
+    return (
+        alerting_builder.Query("A").datasource_uid(datasource_uid)
+        .relative_time_range(window).model(model)
+    )  # fmt: skip
+
+
+def _prometheus_source(expr: str, datasource_uid: str) -> alerting_builder.Query:
+    ref = DataSourceRef(type_val=pipeline_metrics.PROMETHEUS_TYPE, uid=datasource_uid)
+    model = prometheus.Dataquery().expr(expr).instant().ref_id("A").datasource(ref)
+    window = alerting_model.RelativeTimeRange(from_val=600, to=0)  # an instant, at `to`
     return (
         alerting_builder.Query("A").datasource_uid(datasource_uid)
         .relative_time_range(window).model(model)

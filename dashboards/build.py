@@ -1,4 +1,4 @@
-"""Build the three dashboards and the alerting provisioning file; write them out.
+"""Build the dashboards and the alerting provisioning file; write them out.
 
 `config/grafana/dashboards/*.json` and `config/grafana/alerting/vizita.yaml` are this
 module's output for the default settings, committed (a unit test checks they are up
@@ -17,7 +17,7 @@ import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as dashboard_model
 
-from dashboards import alerting, municipality, overview, pipeline
+from dashboards import alerting, municipality, overview, pipeline, pipeline_metrics
 from dashboards.config import BuildConfig
 from dashboards.query import ClickHouseQuery, Sql, VariableQuery
 
@@ -35,7 +35,8 @@ class Built:
 
 
 def build_all(config: BuildConfig) -> Built:
-    models = [module.build(config).build() for module in (overview, municipality, pipeline)]
+    boards = (overview, municipality, pipeline, pipeline_metrics)
+    models = [module.build(config).build() for module in boards]
     columns = {query.text: query.columns for query in alerting.rule_queries(config.database)}
     for model in models:
         columns.update((query.text, query.columns) for query in _queries(model))

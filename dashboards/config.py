@@ -11,6 +11,7 @@ from vizita.contract.targets import Targets, load_targets
 OVERVIEW_UID = "vizita-overview"
 MUNICIPALITY_UID = "vizita-municipality"
 PIPELINE_UID = "vizita-pipeline"
+METRICS_UID = "vizita-metrics"
 TAGS = ["vizita"]
 TIMEZONE = LOCAL_TZ.key  # programme days are Kosovo's (SPEC §2)
 
@@ -20,8 +21,11 @@ class BuildConfig:
     database: str  # the ClickHouse database the queries name
     datasource_uid: str  # the Grafana ClickHouse datasource's uid
     targets: Targets  # config/targets.yaml
+    # The Grafana Prometheus datasource's uid (the pipeline-metrics board and its rules).
+    prometheus_uid: str = Settings.model_fields["grafana_prometheus_uid"].default
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BuildConfig:
-        return cls(settings.database, settings.grafana_datasource_uid,
-                   load_targets(settings.targets_file))  # fmt: skip
+        targets = load_targets(settings.targets_file)
+        return cls(settings.database, settings.grafana_datasource_uid, targets,
+                   settings.grafana_prometheus_uid)  # fmt: skip

@@ -1,4 +1,4 @@
-"""Panel building blocks shared by the three dashboards: every panel gets an id, the
+"""Panel building blocks shared by the three ClickHouse dashboards: every panel gets an id, the
 ClickHouse datasource and its queries here."""
 
 from __future__ import annotations

@@ -22,6 +22,8 @@ from http import HTTPStatus
 
 import structlog
 
+from vizita.contract import metrics
+
 log = structlog.get_logger(__name__)
 
 ProtocolFactory = Callable[[], asyncio.Protocol]
@@ -57,15 +59,18 @@ class ConnectionGuard:
 
     def admit(self, transport: asyncio.BaseTransport, connection: _GuardedConnection) -> bool:
         if len(self._open) >= self.max_connections:
+            metrics.INGEST_CONNECTIONS_REFUSED.labels("too_many").inc()
             if not self._full_reported:  # once each time it fills up, not per connection
                 log.warning("ingest.connections_full", max_connections=self.max_connections)
                 self._full_reported = True
             return False
         self._open[transport] = connection
+        metrics.INGEST_CONNECTIONS_OPEN.inc()
         return True
 
     def leave(self, transport: asyncio.BaseTransport) -> None:
-        self._open.pop(transport, None)
+        if self._open.pop(transport, None) is not None:
+            metrics.INGEST_CONNECTIONS_OPEN.dec()
         if len(self._open) < self.max_connections:
             self._full_reported = False
 
@@ -150,6 +155,7 @@ class _GuardedConnection(asyncio.Protocol):
     def _too_slow(self) -> None:
         self._header_deadline = None
         log.info("ingest.header_timeout", seconds=self._guard.header_timeout)
+        metrics.INGEST_CONNECTIONS_REFUSED.labels("header_timeout").inc()
         if self._transport is not None:
             self._transport.close()
 

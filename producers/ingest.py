@@ -19,7 +19,9 @@ header. The answer is sent only after Kafka acknowledged every item:
   is over the broker's message size, 500 when Kafka refused an item for another reason.
 
 Every answer is JSON, from the models in `producers.answers`; `GET /openapi.json` serves
-the OpenAPI document (`producers.openapi`). Connections are bounded in number and time
+the OpenAPI document (`producers.openapi`), `GET /metrics` the endpoint's Prometheus
+metrics (`vizita.contract.metrics.INGEST`: requests by status and submitter, their
+latency, items, connections). Connections are bounded in number and time
 (`producers.connections`, `serving`).
 """
 
@@ -32,6 +34,7 @@ import json
 import re
 import secrets
 import signal
+import time
 import traceback
 import uuid
 from collections import Counter
@@ -52,6 +55,7 @@ from aiokafka.errors import (
     KafkaTimeoutError,
     MessageSizeTooLargeError,
 )
+from prometheus_client.exposition import choose_encoder
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from producers.answers import AcceptedItem, ErrorAnswer, HealthAnswer, RejectedItem, VisitsAnswer
@@ -70,6 +74,7 @@ from producers.errors import (
 )
 from producers.openapi import HEALTH_PATH, OPENAPI_PATH, VISITS_PATH, document_for, render
 from producers.publish import key_of
+from vizita.contract import metrics
 from vizita.contract.errors import ConfigError
 from vizita.contract.settings import Settings
 from vizita.contract.topics import SUBMITTER_HEADER, TOPIC_VISITS, TOPIC_VISITS_DLQ
@@ -77,6 +82,7 @@ from vizita.contract.validation import Reason, Rejection, validate_payload
 
 log = structlog.get_logger(__name__)
 
+METRICS_PATH = "/metrics"
 # Longest wait for Kafka to acknowledge a request's items before answering 503.
 PRODUCE_TIMEOUT_SECONDS = 30.0
 _READ_CHUNK = 64 * 1024
@@ -396,6 +402,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def _log_recorded(origin: Origin, results: Sequence[ItemResult]) -> None:
     # Names, counts and reasons only: never a token, never a payload.
     reasons = Counter(r.rejection.reason.value for r in results if r.rejection is not None)
+    metrics.INGEST_ITEMS.labels(origin.submitter, "accepted").inc(len(results) - reasons.total())
+    metrics.INGEST_ITEMS.labels(origin.submitter, "rejected").inc(reasons.total())
     log.info("ingest.recorded", submitter=origin.submitter, request_id=origin.request_id,
              accepted=len(results) - reasons.total(), rejected=reasons.total(),
              reasons=dict(reasons))  # fmt: skip
@@ -423,6 +431,7 @@ async def post_visits(request: web.Request) -> web.Response:
         items = split_items(body, ingest.max_items)
     except BadBody as exc:
         await ingest.recorder.dead_letter(body, exc.rejection, origin)
+        metrics.INGEST_ITEMS.labels(origin.submitter, "rejected").inc()
         raise
     results = await ingest.recorder.record(items, origin)
     _log_recorded(origin, results)
@@ -435,6 +444,36 @@ async def health(_request: web.Request) -> web.Response:
 
 async def openapi(request: web.Request) -> web.Response:
     return web.Response(body=request.app[INGEST].openapi, content_type="application/json")
+
+
+async def prometheus_metrics(request: web.Request) -> web.Response:
+    """The endpoint's metrics, in the format the scraper asks for (the text format, or
+    OpenMetrics), as the client library's own server answers. For the deployment's
+    Prometheus: a TLS proxy in front should forward the API only."""
+    encode, content_type = choose_encoder(request.headers.get(hdrs.ACCEPT, ""))
+    return web.Response(body=encode(metrics.INGEST), headers={hdrs.CONTENT_TYPE: content_type})
+
+
+@web.middleware
+async def measure_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Requests to /v1/visits in the metrics, by the status they were answered with (a
+    refusal is answered by `answer_errors`, inside this one) and their submitter."""
+    if request.path != VISITS_PATH:
+        return await handler(request)
+    started = time.monotonic()
+    status = "aborted"  # the client went away, or aiohttp raised past answer_errors
+    try:
+        response = await handler(request)
+        status = str(response.status)
+        return response
+    except web.HTTPException as exc:
+        status = str(exc.status)
+        raise
+    finally:
+        origin = request.get(ORIGIN)
+        submitter = origin.submitter if origin is not None else ""
+        metrics.INGEST_REQUESTS.labels(status, submitter).inc()
+        metrics.INGEST_REQUEST_SECONDS.labels(status).observe(time.monotonic() - started)
 
 
 @web.middleware
@@ -527,7 +566,7 @@ def _busy_body() -> bytes:
 def build_ingest_app(settings: Settings, producer: Producer) -> web.Application:
     """The endpoint; `producer` must be started (and stopped) by the caller."""
     submitters = require_submitters(settings.ingest_submitters_file)
-    app = web.Application(middlewares=[track_connections, answer_errors])
+    app = web.Application(middlewares=[measure_requests, track_connections, answer_errors])
     app[CONNECTIONS] = ConnectionGuard(
         max_connections=settings.ingest_max_connections,
         header_timeout=settings.ingest_header_timeout_seconds, busy_body=_busy_body,
@@ -541,6 +580,7 @@ def build_ingest_app(settings: Settings, producer: Producer) -> web.Application:
     app.router.add_post(VISITS_PATH, post_visits)
     app.router.add_get(HEALTH_PATH, health)
     app.router.add_get(OPENAPI_PATH, openapi)
+    app.router.add_get(METRICS_PATH, prometheus_metrics)
     return app
 
 

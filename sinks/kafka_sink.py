@@ -40,6 +40,7 @@ from sinks.schema import (
     VISITS,
 )
 from sinks.store import Store
+from vizita.contract import metrics
 from vizita.contract.messages import Alert, DecodeError, IndicatorValues, VisitRows, decode
 from vizita.contract.settings import Settings
 from vizita.contract.topics import (
@@ -144,6 +145,9 @@ class KafkaSink:
         self.retries = 0  # store attempts that failed and were tried again
         self.rejected = 0  # rows set aside in store_rejects
         self.stored: Counter[str] = Counter()  # rows inserted, per table (progress)
+        for table in COLUMNS:  # every table's series from the start, at 0
+            metrics.SINK_BATCHES.labels(table)
+            metrics.SINK_ROWS.labels(table)
 
     async def run(self) -> None:
         self._consumer = AIOKafkaConsumer(
@@ -192,6 +196,7 @@ class KafkaSink:
                 rows = self._routes[record.topic](record)
             except (DecodeError, ValueError) as exc:
                 log.warning("sink.undecodable", source=source, error=type(exc).__name__)
+                metrics.UNDECODABLE.labels("sink").inc()
                 detail = f"not a message of {record.topic}: {type(exc).__name__}"
                 rows = [(DEAD_LETTERS, dead_letter_row(
                     record, Reason.UNDECODABLE_MESSAGE.value, "", detail, source,
@@ -202,20 +207,24 @@ class KafkaSink:
 
     async def _store(self, batch: Batch) -> None:
         for table, rows in batch.rows.items():
-            await self._write(table, rows, batch.sources[table])
+            with metrics.SINK_STORE_SECONDS.labels(table).time():
+                stored = await self._write(table, rows, batch.sources[table])
+            metrics.SINK_BATCHES.labels(table).inc()
+            metrics.SINK_ROWS.labels(table).inc(stored)
+            self.stored[table] += stored
 
-    async def _write(self, table: str, rows: list[Row], sources: list[str]) -> None:
-        """Insert, retrying what is transient; split what the store refuses."""
+    async def _write(self, table: str, rows: list[Row], sources: list[str]) -> int:
+        """Insert, retrying what is transient; split what the store refuses. Answers
+        how many rows went into the table (the others are in store_rejects)."""
         refusal = await self._insert(table, rows)
         if refusal is None:
-            self.stored[table] += len(rows)
-            return
+            return len(rows)
         if len(rows) == 1:
             await self._reject(table, rows[0], sources[0], refusal)
-            return
+            return 0
         middle = len(rows) // 2
-        await self._write(table, rows[:middle], sources[:middle])
-        await self._write(table, rows[middle:], sources[middle:])
+        first = await self._write(table, rows[:middle], sources[:middle])
+        return first + await self._write(table, rows[middle:], sources[middle:])
 
     async def _insert(self, table: str, rows: list[Row]) -> Exception | None:
         """None once stored; the store's refusal when it is about the rows."""
@@ -226,11 +235,13 @@ class KafkaSink:
                 return None
             except Exception as exc:  # sorted by kind below; a bug is fatal
                 kind = kind_of(exc)
+                metrics.STORE_ERRORS.labels(table, kind.value).inc()
                 if kind is Kind.ROWS:
                     return exc
                 if kind is Kind.FATAL:
                     raise StoreFatal(f"the store refuses {table}: {exc}") from exc
                 self.retries += 1
+                metrics.STORE_RETRIES.labels(table).inc()
                 log.warning("sink.store_unavailable", table=table, retry_in=round(delay, 2),
                             error=str(exc)[:300])  # fmt: skip
             await self._pause(delay)
@@ -248,11 +259,13 @@ class KafkaSink:
 
     async def _reject(self, table: str, row: Row, source: str, refusal: Exception) -> None:
         self.rejected += 1
+        metrics.SINK_ROWS_REJECTED.labels(table).inc()
         reason = str(refusal).strip().splitlines()[0][:500]
         log.error("sink.row_rejected", table=table, source=source, reason=reason)
         reject = (datetime.now(UTC), table, reason, json.dumps(row, default=str), source)
         if await self._insert(STORE_REJECTS, [reject]) is not None:
             raise StoreFatal(f"the store refuses even its rejects: {refusal}")
+        metrics.SINK_ROWS.labels(STORE_REJECTS).inc()
 
     async def caught_up(self, ends: dict[TopicPartition, int]) -> bool:
         """Whether everything up to `ends` is stored (committed after its batch)."""

@@ -2,10 +2,10 @@
 topics it reads, so the pipeline-health dashboard and its alert rule can show it
 (table `consumer_lag`, migration 0002).
 
-`lag_rows` is pure; `record_consumer_lag` asks the broker once and inserts one row per
-partition. Something must call it every so often (the worker, say every 30 s); a
-row is ~60 bytes, so 4 partitions x 6 consumers every 30 s is ~40 MB a year, and
-the table keeps 90 days.
+`lag_rows` is pure; `record_consumer_lag` asks the broker once, sets the lag gauge of
+the metrics (per consumer and topic) and inserts one row per partition. Something must
+call it every so often (the worker, say every 30 s); a row is ~60 bytes, so 4
+partitions x 6 consumers every 30 s is ~40 MB a year, and the table keeps 90 days.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from sinks.schema import CONSUMER_LAG, CONSUMER_LAG_COLUMNS
 from sinks.store import Store
+from vizita.contract import metrics
 from vizita.contract.settings import Settings
 from vizita.contract.topics import SINK_TOPICS, STREAM_TOPICS, sink_group, stream_group
 from vizita.kafka.admin import bootstrap_of, committed_offsets, end_offsets
@@ -27,14 +28,18 @@ LagRow = tuple[datetime, str, str, int, int, int, int]
 class Consumer:
     group: str
     topic: str
+    # For the metrics, which name neither the app id nor the topic prefix (one
+    # Prometheus scrapes one deployment): "stream" or "sink", and the contract's topic.
+    role: str = ""
+    name: str = ""
 
 
 def consumers(settings: Settings) -> list[Consumer]:
     """Every consumer group of the pipeline and the topics it reads."""
     stream, sink = stream_group(settings.app_id), sink_group(settings.app_id)
     return [
-        *(Consumer(stream, settings.topic(topic)) for topic in STREAM_TOPICS),
-        *(Consumer(sink, settings.topic(topic)) for topic in SINK_TOPICS),
+        *(Consumer(stream, settings.topic(t), "stream", t) for t in STREAM_TOPICS),
+        *(Consumer(sink, settings.topic(t), "sink", t) for t in SINK_TOPICS),
     ]
 
 
@@ -54,14 +59,32 @@ def lag_rows(
     return rows
 
 
-def record_consumer_lag(settings: Settings, store: Store, now: datetime | None = None) -> int:
-    """Measure every consumer's lag now and store it; answer the rows written."""
+Measured = list[tuple[Consumer, list[LagRow]]]
+
+
+def measure_consumer_lag(settings: Settings, now: datetime | None = None) -> Measured:
+    """Every consumer's lag now, a row per partition."""
     bootstrap = bootstrap_of(settings)
     measured_at = now or datetime.now(UTC)
-    rows: list[LagRow] = []
+    measured: Measured = []
     for consumer in consumers(settings):
         ends = end_offsets(bootstrap, consumer.topic)
         committed = committed_offsets(bootstrap, consumer.group, consumer.topic)
-        rows += lag_rows(consumer, ends, committed, measured_at)
+        measured.append((consumer, lag_rows(consumer, ends, committed, measured_at)))
+    return measured
+
+
+def show_lag(measured: Measured) -> None:
+    """The lag gauge: per consumer and topic, over all its partitions."""
+    for consumer, rows in measured:
+        metrics.CONSUMER_LAG.labels(consumer.role, consumer.name).set(sum(r[6] for r in rows))
+
+
+def record_consumer_lag(settings: Settings, store: Store, now: datetime | None = None) -> int:
+    """Measure every consumer's lag now, show it in the metrics (first: a store that
+    refuses the rows must not hide the lag) and store it; answer the rows written."""
+    measured = measure_consumer_lag(settings, now)
+    show_lag(measured)
+    rows = [row for _, consumer_rows in measured for row in consumer_rows]
     store.insert(CONSUMER_LAG, CONSUMER_LAG_COLUMNS, rows)
     return len(rows)

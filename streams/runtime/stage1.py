@@ -27,6 +27,7 @@ from streams.indicators import entry_of, scopes_of, seen_day
 from streams.revisions import VisitState, apply_event, state_from_bytes, state_to_bytes
 from streams.runtime.durable import DurableTable, delivered, durable_table
 from streams.runtime.shared import StageTopics
+from vizita.contract import metrics
 from vizita.contract.events import Event
 from vizita.contract.messages import DaysSeen, ScopeEntries, VisitEntry, VisitRows, encode
 from vizita.contract.topics import scope_partition
@@ -87,6 +88,7 @@ class RevisionStage:
         await delivered(self._sends(batch))
         for visit_id, state in batch.changed():
             self.states.put(visit_id.encode(), state_to_bytes(state), batch.partitions[visit_id])
+        count(batch, len(events))
         return batch.outcomes
 
     def _take(self, batch: Batch, message: Any) -> None:
@@ -178,6 +180,18 @@ class RevisionStage:
             key=message.key, value=message.value, headers=rejection.dlq_headers(_source(message)),
             timestamp=message.timestamp, force=True,
         )  # fmt: skip
+
+
+def count(batch: Batch, events: int) -> None:
+    """The batch in the metrics, once its messages are acknowledged: one increment per
+    counter and batch, by the batch's own tallies."""
+    outcomes = batch.outcomes
+    metrics.EVENTS_IN.inc(events)
+    metrics.EVENTS_VALID.inc(outcomes["valid"] + outcomes["duplicate"])
+    metrics.EVENTS_DUPLICATE.inc(outcomes["duplicate"])
+    metrics.EVENTS_REKEYED.inc(outcomes["rekeyed"])
+    for reason, dead in Counter(rejection.reason.value for _, rejection in batch.dead).items():
+        metrics.EVENTS_DEAD_LETTERED.labels(reason).inc(dead)
 
 
 def _source(message: Any) -> str:

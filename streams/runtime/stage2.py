@@ -29,8 +29,9 @@ from streams.rollup import Rollup, supersedes
 from streams.runtime.durable import DurableTable, delivered, durable_table
 from streams.runtime.shared import StageTopics, StreamStats
 from streams.runtime.stage1 import chunks
+from vizita.contract import metrics
 from vizita.contract.days import LOCAL_TZ
-from vizita.contract.indicators import ALERT_WINDOW, COUNTRYWIDE_INDICATORS
+from vizita.contract.indicators import ALERT_WINDOW, COUNTRYWIDE_INDICATORS, INDICATORS
 from vizita.contract.messages import (
     Alert,
     DaysSeen,
@@ -188,6 +189,7 @@ class ScopeStage:
             Reason.UNDECODABLE_MESSAGE, "", f"not a stage-2 message: {type(exc).__name__}"
         )
         log.warning("stage2.undecodable", source=source, error=type(exc).__name__)
+        metrics.UNDECODABLE.labels("stage2").inc()
         return self.topics.dlq.send(
             key=message.key, value=message.value or b"", headers=why.dlq_headers(source),
             timestamp=message.timestamp, force=True,
@@ -218,6 +220,7 @@ class ScopeStage:
             log.info(
                 "stage2.took_on", partitions=sorted(taken), scopes=sum(map(len, taken.values()))
             )
+        self._count_active_alerts()
         return [self._send_alert(alert) for alert in self._last_alerts(set(taken))]
 
     def _last_alerts(self, partitions: set[int]) -> Iterator[Alert]:
@@ -231,6 +234,18 @@ class ScopeStage:
         alert's state): the municipality's, or for a countrywide indicator ALL's."""
         scope = ALL_KOSOVO if indicator in COUNTRYWIDE_INDICATORS else municipality
         return scope_partition(scope, self.partitions)
+
+    def _count_active_alerts(self) -> None:
+        """The alerts gauge, from the states of the partitions this worker owns (each
+        partition is one worker's: summed over workers, every alert counts once)."""
+        raised = dict.fromkeys(INDICATORS, 0)
+        for value in self.alert_states.values():
+            alert: Alert = decode(value, Alert)
+            home = self._home(alert.municipality, alert.indicator)
+            if alert.state == "raised" and home in self.owned:
+                raised[alert.indicator] += 1
+        for indicator, count in raised.items():
+            metrics.ALERTS_ACTIVE.labels(indicator).set(count)
 
     def _send_alert(self, alert: Alert) -> Any:
         return self.topics.alerts.send(
@@ -274,6 +289,9 @@ class ScopeStage:
         self.progress.put(progress_key(partition), str(offset + 1).encode(), partition)
         self.stats.settled[partition] = offset + 1
         cost = time.monotonic() - started
+        metrics.STAGE2_COMPUTE_SECONDS.observe(cost)
+        if span is not None:
+            metrics.CLOCK_DAY.set(metrics.day_timestamp(span[1]))
         owned.next_compute = started + max(COMPUTE_COST_FACTOR * cost, COMPUTE_MIN_SECONDS)
 
     def _span(self, partition: int, tick: Tick) -> tuple[date, date] | None:
@@ -311,6 +329,7 @@ class ScopeStage:
                 self._record(alert, partition)
             await self.alert_states.send_changes()
             await delivered(self._send_alert(alert) for alert, _ in alerts)
+            self._count_active_alerts()
 
     def _alerts(self, owned: Partition, clock: date, now: datetime) -> list[tuple[Alert, int]]:
         found = []

@@ -15,8 +15,10 @@ from typing import Any
 from aiohttp import ClientSession
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from prometheus_client.parser import text_string_to_metric_families
 
 from producers.ingest import (
+    METRICS_PATH,
     VISITS_PATH,
     hash_token,
     ingest_producer,
@@ -352,6 +354,64 @@ def test_kafka_unable_to_take_the_items_is_503(
     answer = asyncio.run(scenario())
     assert (answer.status, answer.body["error"]) == (503, "kafka_unavailable")
     assert answer.headers["Retry-After"] == "5"
+
+
+# --- the endpoint's own metrics ----------------------------------------------------------------
+
+
+async def scrape(url: str) -> tuple[str, dict[tuple[str, frozenset[tuple[str, str]]], float]]:
+    """GET /metrics of the endpoint at `url` (its /v1/visits): content type and samples."""
+    async with ClientSession() as client, client.get(url.replace(VISITS_PATH, METRICS_PATH)) as got:
+        assert got.status == 200
+        text = await got.text()
+        samples = {(sample.name, frozenset(sample.labels.items())): sample.value
+                   for family in text_string_to_metric_families(text)
+                   for sample in family.samples}  # fmt: skip
+        return got.headers["Content-Type"], samples
+
+
+def test_the_metrics_count_requests_by_status_and_submitter(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = ingest_settings(make_settings, tmp_path)
+    good, unknown = [raw(event(1)), raw(event(2))], raw(event(3, municipality="atlantis"))
+
+    async def scenario() -> tuple[Any, ...]:
+        async with ingest_server(settings) as url:
+            _, before = await scrape(url)  # the counters are the process's: compare
+            answers = [await post(url, batch(*good, unknown)), await post(url, b"{not json"),
+                       await post(url, raw(event(4)), token=new_token())]  # fmt: skip
+            content_type, after = await scrape(url)
+            return answers, content_type, before, after
+
+    answers, content_type, before, after = asyncio.run(scenario())
+    assert [a.status for a in answers] == [200, 400, 401]
+    assert content_type.startswith("text/plain; version=0.0.4")
+
+    def grew(name: str, **labels: str) -> float:
+        key = (name, frozenset(labels.items()))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    requests = "vizita_ingest_requests_total"
+    assert grew(requests, status="200", submitter="kobo-prz") == 1
+    assert grew(requests, status="400", submitter="kobo-prz") == 1
+    assert grew(requests, status="401", submitter="") == 1
+    items = "vizita_ingest_items_total"
+    assert grew(items, submitter="kobo-prz", outcome="accepted") == 2
+    assert grew(items, submitter="kobo-prz", outcome="rejected") == 2  # one item, one body
+    for status in ("200", "400", "401"):
+        assert grew("vizita_ingest_request_seconds_count", status=status) == 1
+    # The latency of the answer Kafka had to acknowledge is in some bucket below 30 s.
+    assert grew("vizita_ingest_request_seconds_bucket", status="200", le="30.0") == 1
+    assert grew("vizita_ingest_request_seconds_sum", status="200") > 0
+    # Scrapes and other paths are not ingest requests; the worker's metrics are not here.
+    assert (
+        sum(v for (name, _), v in after.items() if name == requests)
+        - sum(v for (name, _), v in before.items() if name == requests)
+        == 3
+    )
+    assert not any(name.startswith("vizita_events") for name, _ in after)
+    assert after[("vizita_ingest_connections_open", frozenset())] >= 1  # the scrape's own
 
 
 # --- end to end: through the pipeline into the store -------------------------------------------

@@ -126,3 +126,18 @@ def test_no_part_reads_the_environment_but_the_settings() -> None:
         if isinstance(node, ast.Attribute) and node.attr in {"environ", "getenv"}
     )
     assert reading == []
+
+
+def test_the_pure_maths_counts_nothing() -> None:
+    # streams/ outside runtime/ is maths on plain values: the runtime counts around it.
+    counting = sorted(
+        module
+        for module, tree in MODULES.items()
+        if _part(module) == "streams"
+        and (
+            "vizita.contract.metrics" in GRAPH[module] or "prometheus_client" in _third_party(tree)
+        )
+    )
+    assert counting == []
+    runtime = {m for m in MODULES if _part(m) == "streams.runtime"}
+    assert any("vizita.contract.metrics" in GRAPH[m] for m in runtime)  # the check can see one

@@ -199,18 +199,24 @@ def produce(ctx: click.Context, file: Path, kafka_bootstrap: str | None) -> None
     "--clock", setting="clock", type=click.Choice(["live", "event"]),
     help="the clock day (SPEC §2): today's, or the last upsert's",
 )  # fmt: skip
+@setting_option(
+    "--metrics-port", setting="metrics_port", type=click.IntRange(0, 65535),
+    help="serve Prometheus metrics at /metrics on this port, 0: a free one (default: not served)",
+)  # fmt: skip
 @click.pass_context
 def worker(  # noqa: PLR0917  # click passes every option positionally
     ctx: click.Context, store_url: str | None, kafka_bootstrap: str | None, no_sink: bool,
-    exit_when_done: bool, clock: str | None,
+    exit_when_done: bool, clock: str | None, metrics_port: int | None,
 ) -> None:  # fmt: skip
     """Run the stream (and the sink) until SIGINT or SIGTERM."""
     from sinks.migrations import migrate
+    from vizita.app.metrics_http import serving_metrics
     from vizita.app.runner import Pipeline
     from vizita.contract.targets import load_targets
     from vizita.kafka.admin import ensure_pipeline_topics
 
-    settings = _start(ctx, store_url=store_url, kafka_bootstrap=kafka_bootstrap, clock=clock)
+    settings = _start(ctx, store_url=store_url, kafka_bootstrap=kafka_bootstrap, clock=clock,
+                      metrics_port=metrics_port)  # fmt: skip
     if not settings.kafka_bootstrap:
         raise click.UsageError(f"worker {needs_bootstrap}")
     if exit_when_done and no_sink:
@@ -222,7 +228,9 @@ def worker(  # noqa: PLR0917  # click passes every option positionally
         migrate(store, settings.dead_letter_retention_days)
     try:
         ensure_pipeline_topics(settings)
-        asyncio.run(_run_worker(Pipeline(settings, store, targets), exit_when_done=exit_when_done))
+        with serving_metrics(settings):  # before the start: a scrape then says "starting"
+            pipeline = Pipeline(settings, store, targets)
+            asyncio.run(_run_worker(pipeline, exit_when_done=exit_when_done))
     finally:
         if store is not None:
             store.close()  # the embedded engine finishes what it writes before the exit
@@ -541,7 +549,7 @@ def dashboards_group() -> None:
 )  # fmt: skip
 @click.pass_context
 def dashboards_build(ctx: click.Context, out: Path | None) -> None:
-    """Write the three dashboards and the alerting provisioning file."""
+    """Write the four dashboards and the alerting provisioning file."""
     from dashboards.build import build_all, write
     from dashboards.config import BuildConfig
     from vizita.contract.settings import CONFIG_DIR

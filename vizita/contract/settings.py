@@ -99,10 +99,18 @@ class Settings(BaseSettings):
     # max_line_size / max_field_size and max_headers): a bearer token is 43 characters.
     ingest_max_header_line_bytes: int = Field(default=8190, ge=256)
     ingest_max_headers: int = Field(default=64, ge=8)
+    # Prometheus metrics of `vizita worker` (README "Metrics"): served at /metrics on
+    # this address and port; None: not served (two workers on one host would fight for
+    # a fixed port); 0: a free port, logged (`metrics.serving`). The ingest endpoint
+    # serves its own at /metrics on ingest_port.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
     # Grafana (`vizita dashboards push`); the token comes from the environment only.
     grafana_url: str = "http://localhost:3000"
     grafana_token: SecretStr | None = None
     grafana_datasource_uid: str = Field(default="vizita-clickhouse", pattern=r"^[A-Za-z0-9_-]+$")
+    # The Prometheus datasource the pipeline-metrics dashboard and its alert rules use.
+    grafana_prometheus_uid: str = Field(default="vizita-prometheus", pattern=r"^[A-Za-z0-9_-]+$")
     # `vizita demo` writes its HTML report here when it stops.
     report_path: Path = DEFAULT_DATA_DIR / "report.html"
     # `vizita report --send`: the mail server (STARTTLS on the submission port unless

@@ -3,16 +3,19 @@ address from the environment."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
 from dashboards import alerting
 from dashboards.alerting import CONTACT_POINT, EMAIL_FROM_ENVIRONMENT, RULE_PANELS
 from dashboards.build import Built, alerting_text, build_all
-from dashboards.config import BuildConfig
+from dashboards.config import METRICS_UID, BuildConfig
 from dashboards.errors import DashboardsError
+from vizita.contract import metrics
 from vizita.contract.settings import Settings
 
 
@@ -37,17 +40,32 @@ def test_rules_are_in_a_folder_and_group_with_an_interval(document: dict[str, An
     assert group["folder"] == "Vizita"
     assert group["interval"] == "1m"
     assert set(_rules(document)) == {
-        "vizita-behind-target", "vizita-no-visits-stored", "vizita-consumer-lag"}  # fmt: skip
+        "vizita-behind-target", "vizita-no-visits-stored", "vizita-consumer-lag",
+        *PROMETHEUS_RULES}  # fmt: skip
 
 
-def test_each_rule_queries_clickhouse_then_reduces_then_thresholds(
+PROMETHEUS_RULES = {"vizita-sink-stalled", "vizita-dead-letters-rising"}
+
+
+def test_each_rule_queries_its_datasource_then_reduces_then_thresholds(
     document: dict[str, Any],
 ) -> None:
-    uid = Settings().grafana_datasource_uid
-    for rule in _rules(document).values():
+    settings = Settings()
+    for uid, rule in _rules(document).items():
         query, reduce, threshold = rule["data"]
-        assert (query["refId"], query["datasourceUid"]) == ("A", uid)
-        assert query["model"]["rawSql"]
+        if uid in PROMETHEUS_RULES:
+            assert (query["refId"], query["datasourceUid"]) == (
+                "A",
+                settings.grafana_prometheus_uid,
+            )
+            assert query["model"]["expr"]
+            assert (query["model"]["instant"], query["model"]["range"]) == (True, False)
+        else:
+            assert (query["refId"], query["datasourceUid"]) == (
+                "A",
+                settings.grafana_datasource_uid,
+            )
+            assert query["model"]["rawSql"]
         assert query["relativeTimeRange"]["from"] > 0
         assert (reduce["model"]["type"], reduce["model"]["expression"]) == ("reduce", "A")
         assert (threshold["model"]["type"], threshold["model"]["expression"]) == ("threshold", "B")
@@ -113,3 +131,45 @@ def test_no_annotation_carries_a_dashboard_path(document: dict[str, Any]) -> Non
 def test_a_rule_whose_panel_is_missing_stops_the_build() -> None:
     with pytest.raises(DashboardsError, match="no panel"):
         alerting.provisioning(BuildConfig.from_settings(Settings()), {})
+
+
+_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
+
+
+def _series_names(registry: CollectorRegistry) -> set[str]:
+    """Every series a registry can show (a counter's `_total`, a histogram's `_bucket`…),
+    whether or not a labelled one has had its first sample yet."""
+    return {family.name + suffix for family in registry.collect()
+            for suffix in _SUFFIXES.get(family.type, ("",))}  # fmt: skip
+
+
+def test_every_promql_names_metrics_the_processes_show(
+    built: Built, document: dict[str, Any]
+) -> None:
+    # A renamed metric must not leave a panel or a rule reading nothing.
+    shown = _series_names(metrics.WORKER) | _series_names(metrics.INGEST) | {"up"}
+    exprs = [q["model"]["expr"] for uid, rule in _rules(document).items() if uid in PROMETHEUS_RULES
+             for q in rule["data"][:1]]  # fmt: skip
+    exprs += [t["expr"] for p in built.dashboards[METRICS_UID]["panels"]
+              for t in p.get("targets", [])]  # fmt: skip
+    assert len(exprs) > 20
+    for expr in exprs:
+        named = set(re.findall(r"\b(?:vizita|process|python)_[a-z0-9_]+\b", expr))
+        named |= {"up"} if re.search(r"\bup\{", expr) else set()
+        assert named, expr
+        assert named <= shown, f"{expr}: {named - shown}"
+
+
+def test_sink_stalled_alerts_when_no_sink_reports_and_rising_dead_letters_do_not(
+    document: dict[str, Any],
+) -> None:
+    rules = _rules(document)
+    stalled, rising = rules["vizita-sink-stalled"], rules["vizita-dead-letters-rising"]
+    assert (stalled["noDataState"], stalled["for"]) == ("Alerting", "10m")
+    assert rising["noDataState"] == "OK"
+    for rule in (stalled, rising):
+        evaluator = rule["data"][2]["model"]["conditions"][0]["evaluator"]
+        assert evaluator == {"type": "gt", "params": [0.0]}
+        assert rule["dashboardUid"] == METRICS_UID
+    assert 'consumer="sink"' in stalled["data"][0]["model"]["expr"]
+    assert 'table="dead_letters"' in rising["data"][0]["model"]["expr"]

@@ -1,5 +1,5 @@
-"""The built dashboards: three, well formed, wired to the ClickHouse datasource, and
-the same as the committed files."""
+"""The built dashboards: three on the ClickHouse datasource and one on Prometheus, well
+formed, and the same as the committed files."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from dashboards.build import (
     dashboard_text,
     write,
 )
-from dashboards.config import BuildConfig
+from dashboards.config import METRICS_UID, BuildConfig
 from dashboards.query import PLUGIN_TYPE
 from dashboards.units import indicator_display
 from sinks.schema import PERSONAL_COLUMNS
@@ -36,19 +36,26 @@ def built() -> Built:
     return build_all(BuildConfig.from_settings(Settings()))
 
 
+CLICKHOUSE_BOARDS = {"vizita-overview", "vizita-municipality", "vizita-pipeline"}
+
+
 def _panels(document: dict[str, Any]) -> list[dict[str, Any]]:
     return [p for p in document["panels"] if p["type"] != "row"]
 
 
-def test_three_dashboards_with_unique_uids_and_titles(built: Built) -> None:
-    assert set(built.dashboards) == {"vizita-overview", "vizita-municipality", "vizita-pipeline"}
+def _clickhouse_boards(built: Built) -> list[dict[str, Any]]:
+    return [document for uid, document in built.dashboards.items() if uid in CLICKHOUSE_BOARDS]
+
+
+def test_four_dashboards_with_unique_uids_and_titles(built: Built) -> None:
+    assert set(built.dashboards) == {*CLICKHOUSE_BOARDS, METRICS_UID}
     assert all(uid == d["uid"] for uid, d in built.dashboards.items())
-    assert len({d["title"] for d in built.dashboards.values()}) == 3
+    assert len({d["title"] for d in built.dashboards.values()}) == 4
 
 
 def test_every_panel_and_target_uses_the_clickhouse_datasource(built: Built) -> None:
     uid = Settings().grafana_datasource_uid
-    for document in built.dashboards.values():
+    for document in _clickhouse_boards(built):
         for panel in _panels(document):
             assert panel["datasource"] == {"type": PLUGIN_TYPE, "uid": uid}, panel["title"]
             assert panel["targets"], panel["title"]
@@ -58,12 +65,29 @@ def test_every_panel_and_target_uses_the_clickhouse_datasource(built: Built) -> 
                 assert target["rawSql"]
 
 
+def test_the_metrics_board_reads_prometheus_only(built: Built) -> None:
+    ref = {"type": "prometheus", "uid": Settings().grafana_prometheus_uid}
+    panels = _panels(built.dashboards[METRICS_UID])
+    assert len(panels) >= 15
+    for panel in panels:
+        assert panel["datasource"] == ref, panel["title"]
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"] == ref
+            assert target["expr"]
+            assert "rawSql" not in target
+            # A panel over time asks for a range, a single figure for an instant.
+            assert target["range"] is (panel["type"] == "timeseries"), panel["title"]
+
+
 def test_the_datasource_uid_and_database_come_from_the_build_config() -> None:
-    config = BuildConfig("other_db", "other-uid", load_targets(CONFIG_DIR / "targets.yaml"))
-    built = build_all(config)
-    targets = [t for d in built.dashboards.values() for p in _panels(d) for t in p["targets"]]
-    assert {t["datasource"]["uid"] for t in targets} == {"other-uid"}
-    assert all("other_db." in t["rawSql"] and "vizita." not in t["rawSql"] for t in targets)
+    targets = load_targets(CONFIG_DIR / "targets.yaml")
+    built = build_all(BuildConfig("other_db", "other-uid", targets, "other-prometheus"))
+    found = [t for d in _clickhouse_boards(built) for p in _panels(d) for t in p["targets"]]
+    assert {t["datasource"]["uid"] for t in found} == {"other-uid"}
+    assert all("other_db." in t["rawSql"] and "vizita." not in t["rawSql"] for t in found)
+    from_prometheus = [t for p in _panels(built.dashboards[METRICS_UID]) for t in p["targets"]]
+    assert {t["datasource"]["uid"] for t in from_prometheus} == {"other-prometheus"}
 
 
 def test_panel_ids_are_unique_and_refs_distinct(built: Built) -> None:
@@ -77,7 +101,7 @@ def test_panel_ids_are_unique_and_refs_distinct(built: Built) -> None:
 
 
 def test_every_query_has_the_columns_its_panel_reads(built: Built) -> None:
-    for document in built.dashboards.values():
+    for document in _clickhouse_boards(built):
         for panel in _panels(document):
             for target in panel["targets"]:
                 assert built.columns[target["rawSql"]], panel["title"]
@@ -134,8 +158,9 @@ def test_write_puts_dashboards_and_alerting_where_grafana_mounts_them(
 ) -> None:
     written = write(built, tmp_path)
     assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == [
-        "alerting/vizita.yaml", "dashboards/vizita-municipality.json",
-        "dashboards/vizita-overview.json", "dashboards/vizita-pipeline.json",
+        "alerting/vizita.yaml", "dashboards/vizita-metrics.json",
+        "dashboards/vizita-municipality.json", "dashboards/vizita-overview.json",
+        "dashboards/vizita-pipeline.json",
     ]  # fmt: skip
 
 
@@ -164,7 +189,7 @@ def test_the_period_picker_is_one_query_listing_periods_from_the_store(built: Bu
 def _period_panels(built: Built) -> list[tuple[str, dict[str, Any]]]:
     return [(uid, panel) for uid, document in built.dashboards.items()
             for panel in _panels(document)
-            if "${period:sqlstring}" in panel["targets"][0]["rawSql"]]  # fmt: skip
+            if "${period:sqlstring}" in panel["targets"][0].get("rawSql", "")]  # fmt: skip
 
 
 def test_every_indicator_has_its_calendar_period_panels(built: Built) -> None:

@@ -11,7 +11,7 @@ from vizita.app.cli import main
 def test_build_writes_the_files(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["dashboards", "build", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert len(list((tmp_path / "dashboards").glob("*.json"))) == 3
+    assert len(list((tmp_path / "dashboards").glob("*.json"))) == 4
     assert (tmp_path / "alerting" / "vizita.yaml").is_file()
 
 

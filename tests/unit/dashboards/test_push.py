@@ -60,7 +60,7 @@ def test_push_posts_every_dashboard_with_the_token(
     url, handler = grafana
     pushed = push_dashboards(built, url, SecretStr("s3cret"), folder_uid="vizita")
     assert pushed == list(built.dashboards)
-    assert [r["path"] for r in handler.received] == ["/api/dashboards/db"] * 3
+    assert [r["path"] for r in handler.received] == ["/api/dashboards/db"] * 4
     assert {r["auth"] for r in handler.received} == {"Bearer s3cret"}
     bodies = {r["body"]["dashboard"]["uid"]: r["body"] for r in handler.received}
     assert set(bodies) == set(built.dashboards)

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from dashboards.query import PLUGIN_TYPE, PLUGIN_VERSION
-from producers.ingest import HEALTH_PATH
+from producers.ingest import HEALTH_PATH, METRICS_PATH
 from sinks.migrations import load_migrations
 from sinks.schema import PERSONAL_COLUMNS, READABLE_TABLES
 from vizita.app.broker import KAFKA_VERSION
@@ -39,6 +39,9 @@ CLICKHOUSE_CONFIG = REPO / "config/clickhouse/config.d/vizita.xml"
 CLICKHOUSE_USERS = REPO / "config/clickhouse/users.d/vizita.xml"
 DATASOURCES = REPO / "config/grafana/provisioning/datasources/vizita-clickhouse.yaml"
 DASHBOARD_PROVIDERS = REPO / "config/grafana/provisioning/dashboards/vizita.yaml"
+PROMETHEUS_DATASOURCES = REPO / "config/grafana/provisioning/datasources/vizita-prometheus.yaml"
+PROMETHEUS_CONFIG = REPO / "config/prometheus.yml"
+PROMETHEUS_PORT = 9090  # the image's listen address (`--web.listen-address` default)
 
 # built from the repository's Dockerfile
 APP_SERVICES = ("worker", "ingest", "simulator", "reporter")
@@ -236,7 +239,7 @@ def test_reference_and_port_parsing() -> None:
 
 
 def test_the_stack_has_its_services() -> None:
-    expected = {"kafka", "clickhouse", "grafana", "worker", "ingest", "simulator"}
+    expected = {"kafka", "clickhouse", "prometheus", "grafana", "worker", "ingest", "simulator"}
     assert expected <= set(services())
 
 
@@ -603,6 +606,65 @@ def test_ingest_port_is_published_and_listened_on(settings: Settings) -> None:
 def test_ingest_reads_the_mounted_submitters_file() -> None:
     target = environment("ingest")["VIZITA_INGEST_SUBMITTERS_FILE"]
     assert bind_mounts("ingest")[target] == REPO / "config/submitters.yaml"
+
+
+# --- Prometheus ------------------------------------------------------------------------------
+
+
+def scrape_targets() -> dict[str, tuple[str, list[tuple[str, int]]]]:
+    """job -> (metrics path, [(host, port)]) of config/prometheus.yml."""
+    jobs = {}
+    for job in yaml.safe_load(PROMETHEUS_CONFIG.read_text())["scrape_configs"]:
+        targets = [target.rsplit(":", 1) for config in job["static_configs"]
+                   for target in config["targets"]]  # fmt: skip
+        path = job.get("metrics_path", "/metrics")
+        jobs[job["job_name"]] = (path, [(host, int(port)) for host, port in targets])
+    return jobs
+
+
+def test_prometheus_scrapes_the_worker_where_its_settings_serve() -> None:
+    path, targets = scrape_targets()["vizita-worker"]
+    env = environment("worker")
+    assert targets == [("worker", int(env["VIZITA_METRICS_PORT"]))]
+    assert path == "/metrics"
+    # Listening on the container's interfaces, or Prometheus in its own container
+    # could not reach it (the default is the loopback).
+    assert env["VIZITA_METRICS_HOST"] == "0.0.0.0"  # noqa: S104  # the container's own interfaces
+    assert Settings().metrics_host == "127.0.0.1"
+
+
+def test_prometheus_scrapes_the_ingest_endpoint_on_its_port(settings: Settings) -> None:
+    path, targets = scrape_targets()["vizita-ingest"]
+    port = int(environment("ingest").get("VIZITA_INGEST_PORT", settings.ingest_port))
+    assert targets == [("ingest", port)]
+    assert path == METRICS_PATH
+
+
+def test_prometheus_reads_the_mounted_config_and_keeps_its_data() -> None:
+    prometheus = services()["prometheus"]
+    assert bind_mounts("prometheus")["/etc/prometheus/prometheus.yml"] == PROMETHEUS_CONFIG
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    data = next(arg for arg in prometheus["command"] if arg.startswith("--storage.tsdb.path="))
+    volumes = {_volume_parts(v)[1]: _volume_parts(v)[0] for v in prometheus["volumes"]}
+    assert volumes[data.split("=", 1)[1]] == "prometheus-data"
+    assert f"127.0.0.1:{PROMETHEUS_PORT}/-/ready" in " ".join(prometheus["healthcheck"]["test"])
+    assert ("127.0.0.1", PROMETHEUS_PORT, PROMETHEUS_PORT) in published_ports("prometheus")
+
+
+def test_grafanas_prometheus_datasource_is_the_prometheus_service(settings: Settings) -> None:
+    document = yaml.safe_load(PROMETHEUS_DATASOURCES.read_text())
+    assert document["apiVersion"] == 1
+    (source,) = document["datasources"]
+    assert source["uid"] == settings.grafana_prometheus_uid
+    assert (source["type"], source["access"], source["editable"]) == ("prometheus", "proxy", False)
+    url = urlsplit(source["url"])
+    assert (url.hostname, url.port) == ("prometheus", PROMETHEUS_PORT)
+    assert services()["prometheus"]["image"].startswith("prom/prometheus:v")
+    assert services()["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
+    assert (
+        PROMETHEUS_DATASOURCES.parent
+        == bind_mounts("grafana")[f"{GRAFANA_PROVISIONING}/datasources"]
+    )
 
 
 # --- settings, secrets and .env.example -------------------------------------------------------

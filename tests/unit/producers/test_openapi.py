@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 from click.testing import CliRunner
 
 from producers.errors import ErrorCode
-from producers.ingest import build_ingest_app, hash_token, new_token
+from producers.ingest import METRICS_PATH, build_ingest_app, hash_token, new_token
 from producers.openapi import (
     DEFAULT_OPENAPI_FILE,
     HEALTH_PATH,
@@ -98,8 +98,10 @@ def test_the_endpoint_serves_the_document_of_its_settings(tmp_path: Path) -> Non
     assert (status, content_type) == (200, "application/json")
     assert served == document_for(settings)
     assert served["components"]["schemas"]["Batch"]["maxItems"] == 7
-    # Every route the app has is documented (HEAD comes with GET; the document itself aside).
+    # Every route the app has is documented (HEAD comes with GET; the document itself and
+    # the Prometheus metrics, which are for the deployment's Prometheus, not for clients,
+    # aside).
     documented = {(method.upper(), path) for path, ops in served["paths"].items() for method in ops}
-    assert routes - {("HEAD", HEALTH_PATH), ("GET", OPENAPI_PATH), ("HEAD", OPENAPI_PATH)} == (
-        documented
-    )
+    undocumented = {(method, path) for method in ("GET", "HEAD")
+                    for path in (OPENAPI_PATH, METRICS_PATH)} | {("HEAD", HEALTH_PATH)}  # fmt: skip
+    assert routes - undocumented == documented

@@ -12,10 +12,11 @@ import pytest
 from aiokafka import ConsumerRecord
 
 from sinks.errors import Kind, StoreFatal, StoreQueryError, StoreUnavailable, kind_of
-from sinks.kafka_sink import KafkaSink, dead_letter_row, visit_rows
+from sinks.kafka_sink import Batch, KafkaSink, dead_letter_row, visit_rows
 from sinks.schema import DEAD_LETTER_COLUMNS, DEAD_LETTERS, STORE_REJECTS, VISIT_COLUMNS, VISITS
 from sinks.store import Store
 from streams.revisions import apply_event
+from vizita.contract import metrics
 from vizita.contract.messages import VisitRows, encode
 from vizita.contract.settings import Settings
 from vizita.contract.validation import ValidEvent, validate_payload
@@ -207,3 +208,58 @@ def test_a_fatal_refusal_stops_the_sink() -> None:
     rows, sources = _rows(["a"])
     with pytest.raises(StoreFatal, match="refuses visits"):
         asyncio.run(sink._write(VISITS, rows, sources))
+
+
+def _sample(name: str, **labels: str) -> float:
+    # The registry is the process's: tests compare what it holds before and after.
+    return metrics.WORKER.get_sample_value(name, labels) or 0.0
+
+
+def _metric_deltas(action: Any, *keys: tuple[str, dict[str, str]]) -> list[float]:
+    before = [_sample(name, **labels) for name, labels in keys]
+    action()
+    return [_sample(name, **labels) - old for (name, labels), old in zip(keys, before, strict=True)]
+
+
+def test_the_metrics_count_batches_rows_rejects_errors_and_retries_per_table() -> None:
+    backend = _Recording(poison="BAD", transient=2)
+    sink = _sink(Store(backend, "db"))
+    batch = Batch()
+    for value in ["a", "BAD", "c"]:
+        batch.add(VISITS, (value,), "t.visits-effective/0/1")
+    batch.add(DEAD_LETTERS, ("d",), "t.visits-dlq/0/1")
+    table = {"table": VISITS}
+    deltas = _metric_deltas(
+        lambda: asyncio.run(sink._store(batch)),
+        ("vizita_sink_batches_total", table), ("vizita_sink_rows_total", table),
+        ("vizita_sink_rows_total", {"table": DEAD_LETTERS}),
+        ("vizita_sink_rows_total", {"table": STORE_REJECTS}),
+        ("vizita_sink_rows_rejected_total", table),
+        ("vizita_store_errors_total", {"table": VISITS, "kind": "transient"}),
+        ("vizita_store_errors_total", {"table": VISITS, "kind": "rows"}),
+        ("vizita_store_retries_total", table),
+        ("vizita_sink_store_seconds_count", table),
+    )  # fmt: skip
+    # One batch of visits: 2 rows in, 1 set aside; the store was down twice, then refused
+    # the rows for what they hold three times: all three, the half with BAD, BAD alone.
+    assert deltas == [1, 2, 1, 1, 1, 2, 3, 2, 1]
+
+
+def test_a_fatal_refusal_is_counted_as_such() -> None:
+    sink = _sink(Store(_Recording(fatal=True), "db"))
+    rows, sources = _rows(["a"])
+
+    def write() -> None:
+        with pytest.raises(StoreFatal):
+            asyncio.run(sink._write(VISITS, rows, sources))
+
+    key = ("vizita_store_errors_total", {"table": VISITS, "kind": "fatal"})
+    assert _metric_deltas(write, key) == [1]
+
+
+def test_every_tables_series_is_there_from_the_start() -> None:
+    _sink(Store(_Recording(), "db"))
+    for table in (VISITS, DEAD_LETTERS, STORE_REJECTS):
+        assert (
+            metrics.WORKER.get_sample_value("vizita_sink_rows_total", {"table": table}) is not None
+        )

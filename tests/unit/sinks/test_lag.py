@@ -19,7 +19,7 @@ def test_a_partition_never_committed_lags_by_all_of_it() -> None:
 
 def test_the_pipelines_consumer_groups_and_topics() -> None:
     found = consumers(Settings(app_id="app", topic_prefix="p."))
-    assert Consumer("app", "p.visits") in found
-    assert Consumer("app", "p.visit-contributions") in found
-    assert Consumer("app-sink", "p.visits-effective") in found
+    assert Consumer("app", "p.visits", "stream", "visits") in found
+    assert Consumer("app", "p.visit-contributions", "stream", "visit-contributions") in found
+    assert Consumer("app-sink", "p.visits-effective", "sink", "visits-effective") in found
     assert {c.group for c in found} == {"app", "app-sink"}
