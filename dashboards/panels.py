@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from grafana_foundation_sdk.builders import barchart, geomap, stat, table, timeseries
+from grafana_foundation_sdk.builders import common as common_builder
 from grafana_foundation_sdk.builders import dashboard as dashboard_builder
 from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.models import common as common_model
 from grafana_foundation_sdk.models import dashboard as dashboard_model
 
 from dashboards.config import TAGS, TIMEZONE
@@ -35,6 +37,14 @@ def target_steps(target: Target) -> list[Step]:
     if target.min is not None:
         return [(None, BAD), (target.min, GOOD)]
     return [(None, GOOD), (target.bound, BAD)]
+
+
+def stacked_bars(panel: timeseries.Panel) -> timeseries.Panel:
+    """A time series drawn as stacked bars (counts per interval, by kind)."""
+    return (
+        panel.draw_style(common_model.GraphDrawStyle.BARS).fill_opacity(80)
+        .stacking(common_builder.StackingConfig().mode(common_model.StackingMode.NORMAL))
+    )  # fmt: skip
 
 
 def prop(name: str, value: Any) -> dashboard_model.DynamicConfigValue:

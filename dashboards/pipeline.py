@@ -3,14 +3,12 @@ time since each municipality was last heard from."""
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import common as common_builder
 from grafana_foundation_sdk.builders import dashboard as dashboard_builder
 from grafana_foundation_sdk.builders import table, timeseries
-from grafana_foundation_sdk.models import common as common_model
 
 from dashboards import sql
 from dashboards.config import PIPELINE_UID, BuildConfig
-from dashboards.panels import BAD, GOOD, WARN, Panels, new_dashboard, prop, steps_json
+from dashboards.panels import BAD, GOOD, WARN, Panels, new_dashboard, prop, stacked_bars, steps_json
 
 HOUR = 3600.0
 # Panels alert rules link to.
@@ -36,13 +34,6 @@ def build(config: BuildConfig) -> dashboard_builder.Dashboard:
     return board
 
 
-def _bars(panel: timeseries.Panel) -> timeseries.Panel:
-    return (
-        panel.draw_style(common_model.GraphDrawStyle.BARS).fill_opacity(80)
-        .stacking(common_builder.StackingConfig().mode(common_model.StackingMode.NORMAL))
-    )  # fmt: skip
-
-
 def _visits_in(panels: Panels, config: BuildConfig) -> timeseries.Panel:
     stored = sql.visits_in(config.database, "stored_at", "visits_stored")
     submitted = sql.visits_in(config.database, "submitted_at", "visits_submitted")
@@ -57,7 +48,7 @@ def _visits_in(panels: Panels, config: BuildConfig) -> timeseries.Panel:
 
 def _dead_letters(panels: Panels, config: BuildConfig) -> timeseries.Panel:
     panel = panels.timeseries("Dead letters by reason", sql.dead_letters_over_time(config.database))
-    return _bars(panel).description("Invalid payloads per interval, by reason (SPEC §1).")
+    return stacked_bars(panel).description("Invalid payloads per interval, by reason (SPEC §1).")
 
 
 def _dead_letter_reasons(panels: Panels, config: BuildConfig) -> table.Panel:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from grafana_foundation_sdk.builders import common as common_builder
 from grafana_foundation_sdk.builders import dashboard as dashboard_builder
 from grafana_foundation_sdk.builders import prometheus, stat, timeseries
 from grafana_foundation_sdk.cog import builder as cogbuilder
@@ -18,7 +17,7 @@ from grafana_foundation_sdk.models import dashboard as dashboard_model
 
 from dashboards import promql
 from dashboards.config import METRICS_UID, BuildConfig
-from dashboards.panels import new_dashboard
+from dashboards.panels import new_dashboard, stacked_bars
 from vizita.contract import metrics
 
 PROMETHEUS_TYPE = "prometheus"
@@ -76,13 +75,6 @@ def build(config: BuildConfig) -> dashboard_builder.Dashboard:
     return board
 
 
-def _bars(panel: timeseries.Panel) -> timeseries.Panel:
-    return (
-        panel.draw_style(common_model.GraphDrawStyle.BARS).fill_opacity(80)
-        .stacking(common_builder.StackingConfig().mode(common_model.StackingMode.NORMAL))
-    )  # fmt: skip
-
-
 Made = list[tuple[Any, int]]  # (panel, width of 24)
 
 
@@ -99,7 +91,7 @@ def _stage_one(panels: PromPanels) -> Made:
         (promql.rate_by(metrics.EVENTS_DEAD_LETTERED, "reason"), "{{reason}}"),
         (promql.rate_by(metrics.UNDECODABLE, "part"), "undecodable in {{part}}"),
     ).description("Events stage 1 sent to visits-dlq per second, by SPEC §1 reason.")
-    return [(events.unit("cps"), 14), (_bars(dead).unit("cps"), 10)]
+    return [(events.unit("cps"), 14), (stacked_bars(dead).unit("cps"), 10)]
 
 
 def _stage_two(panels: PromPanels) -> Made:
