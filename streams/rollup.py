@@ -140,16 +140,19 @@ class Rollup:
 
     def value_at(self, scope: str, indicator: str, window: int, as_of: date) -> Value | None:
         """A value this rollup computes (None for one another worker computes)."""
-        if indicator in COUNTRYWIDE_INDICATORS:
-            if self.follow_ups is None:
-                return None
-            return next(self.follow_ups.values(scope, as_of, as_of, window))
-        if scope not in self.buckets:
-            return None
-        for value in scope_values(self.buckets[scope], as_of, as_of, (window,)):
-            if value.indicator == indicator:
-                return value
-        return None
+        return self.values_at(scope, window, as_of).get(indicator)
+
+    def values_at(self, scope: str, window: int, as_of: date) -> dict[str, Value]:
+        """Every indicator this rollup computes for `scope` on one day, by name: one
+        pass over the window's buckets for all of them."""
+        found: dict[str, Value] = {}
+        if scope in self.buckets:
+            for value in scope_values(self.buckets[scope], as_of, as_of, (window,)):
+                found[value.indicator] = value
+        if self.follow_ups is not None:
+            for value in self.follow_ups.values(scope, as_of, as_of, window):
+                found[value.indicator] = value
+        return found
 
 
 def _emitted_by(key: tuple[str, str, int, date], scope: str, countrywide: bool) -> bool:

@@ -333,8 +333,11 @@ class ScopeStage:
 
     def _alerts(self, owned: Partition, clock: date, now: datetime) -> list[tuple[Alert, int]]:
         found = []
+        current: dict[str, dict[str, Value]] = {}  # a municipality's values, computed once
         for municipality, indicator, target in self._targets_of(owned):
-            value = self.rollup.value_at(municipality, indicator, ALERT_WINDOW, clock)
+            if municipality not in current:
+                current[municipality] = self.rollup.values_at(municipality, ALERT_WINDOW, clock)
+            value = current[municipality].get(indicator)
             alert = self._transition(municipality, indicator, target, value, now)
             if alert is not None:
                 found.append((alert, self._home(municipality, indicator)))
