@@ -12,8 +12,12 @@ rebalance loses messages (seen here: a restarted worker handled offset 910, then
    every message between the committed offset and it is then dropped as already read
    ("DROPPED MESSAGE ROFF") and never acknowledged, so the commit also stalls (seen:
    two workers, stage 2's commit stuck for minutes). The loop below is faust's
-   `_drain_messages` with one change: every seek starts a new epoch, and the rest of a
-   batch fetched in an older epoch is neither handed over nor recorded as read.
+   `_drain_messages` with one change: every seek starts a new epoch of the partitions it
+   moves, and a message fetched in an older epoch of its partition is neither handed
+   over nor recorded as read. Per partition: table recovery seeks the changelogs this
+   consumer also reads, at every rebalance, and dropping the stream partitions'
+   messages in flight then (their positions not moved back) lost them for good (seen:
+   stage-2 offsets 333 to 413 never handled, after five kills).
 
 3. **A partition with nothing committed was not sought.** At a rebalance faust seeks
    every partition to its committed offset (aiokafka's `seek_to_committed`), but one
@@ -32,7 +36,7 @@ The faust version is pinned exactly because this subclass replaces one of its lo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 import faust
@@ -46,7 +50,11 @@ _YIELD_EVERY = 100  # as in faust: let other tasks run during a long batch
 
 
 class VizitaConsumer(faust_aiokafka.Consumer):
-    _seek_epoch: int = 0
+    # Per partition, how many seeks have moved it: a fetched message of a partition
+    # sought since is stale (its new position fetches it again). Per partition, because
+    # table recovery seeks the changelogs this same consumer reads, which moves no
+    # stream partition: their messages in flight must still be handed over.
+    _epochs: dict[TP, int] | None = None
 
     def ack(self, message: Message) -> bool:
         if self._is_current(message):
@@ -69,7 +77,7 @@ class VizitaConsumer(faust_aiokafka.Consumer):
     async def perform_seek(self) -> None:
         """Faust's, but a partition with nothing committed starts again from its first
         message (see the module's third fix)."""
-        self._seek_epoch += 1
+        self._moved(self.assignment())
         committed = await self.seek_to_committed()
         fresh = [tp for tp, offset in committed.items() if not offset]
         if fresh:
@@ -82,17 +90,28 @@ class VizitaConsumer(faust_aiokafka.Consumer):
         self._committed_offset.update(
             {ensure_TP(tp): offset for tp, offset in committed.items() if offset}
         )
-        self._seek_epoch += 1
+        self._moved(self.assignment())
 
     async def seek(self, partition: TP, offset: int) -> None:
-        self._seek_epoch += 1
+        self._moved((partition,))
         await super().seek(partition, offset)
-        self._seek_epoch += 1
+        self._moved((partition,))
 
     async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
-        self._seek_epoch += 1
+        self._moved(partitions)
         await super().seek_wait(partitions)
-        self._seek_epoch += 1
+        self._moved(partitions)
+
+    def _moved(self, partitions: Iterable[TP]) -> None:
+        """Before and after a seek: what was fetched of these partitions is stale."""
+        epochs = self._epoch_table()
+        for tp in map(ensure_TP, partitions):
+            epochs[tp] = epochs.get(tp, 0) + 1
+
+    def _epoch_table(self) -> dict[TP, int]:
+        if self._epochs is None:
+            self._epochs = {}
+        return self._epochs
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         consumer_stopped = cast(Service, self)._stopped.is_set
@@ -115,11 +134,11 @@ class VizitaConsumer(faust_aiokafka.Consumer):
             self.diag.unset_flag(CONSUMER_FETCHING)
 
     async def _hand_over(self, batch: Any) -> None:
-        """Hand a fetched batch to the streams, message by message, until a seek makes
-        the rest of it stale (it will be fetched again from the new position)."""
-        handed, epoch = 0, None
+        """Hand a fetched batch to the streams, message by message, but none of a
+        partition sought meanwhile (it will be fetched again from the new position)."""
+        handed, epochs, fetched = 0, self._epoch_table(), None
         async for tp, message in batch:
-            epoch = self._seek_epoch if epoch is None else epoch
+            fetched = dict(epochs) if fetched is None else fetched
             handed += 1
             if not handed % _YIELD_EVERY:
                 await asyncio.sleep(0)
@@ -128,11 +147,11 @@ class VizitaConsumer(faust_aiokafka.Consumer):
                 continue  # already handed over since the last seek
             await self._note_gap(tp, read, message)
             await self._maybe_commit()
-            if self._seek_epoch != epoch:
-                break
+            if epochs.get(tp, 0) != fetched.get(tp, 0):
+                continue
             await self.wait_first(self.callback(message), self.suspend_flow.wait())
-            if self._seek_epoch != epoch:
-                break
+            if epochs.get(tp, 0) != fetched.get(tp, 0):
+                continue
             self._read_offset[tp] = message.offset
 
     async def _note_gap(self, tp: TP, read: int | None, message: Message) -> None:

@@ -1,0 +1,102 @@
+"""The consumer's hand-over loop (streams.runtime.consumer_fixes): a seek makes stale
+only what was fetched of the partitions it moves. Table recovery seeks changelog
+partitions at every rebalance; the stream partitions' messages fetched with them must
+still be handed over, or they are lost (their positions are not moved back)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from faust.types import TP
+
+from streams.runtime.consumer_fixes import VizitaConsumer
+
+STREAM_A, STREAM_B = TP("contributions", 0), TP("contributions", 1)
+CHANGELOG = TP("scope-entries-changelog", 0)
+
+
+@dataclass
+class _Message:
+    topic: str
+    partition: int
+    offset: int
+
+
+class _Acks:
+    def acks_enabled_for(self, topic: str) -> bool:
+        return True
+
+
+class _App:
+    topics = _Acks()
+
+
+def _consumer(on_message: Callable[[VizitaConsumer, _Message], Awaitable[None]]) -> Any:
+    """A VizitaConsumer with just what `_hand_over` reads; `on_message` is the streams."""
+    consumer: Any = VizitaConsumer.__new__(VizitaConsumer)
+    consumer._read_offset = {STREAM_A: None, STREAM_B: None, CHANGELOG: None}
+    consumer._commit_every = None
+    consumer.app = _App()
+    consumer.handed = []
+
+    async def callback(message: _Message) -> None:
+        consumer.handed.append((message.partition, message.offset))
+        await on_message(consumer, message)
+
+    async def wait_first(*coroutines: Awaitable[Any]) -> None:
+        await coroutines[0]
+        for other in coroutines[1:]:
+            getattr(other, "close", lambda: None)()
+
+    class _Never:
+        def wait(self) -> Awaitable[None]:
+            return asyncio.sleep(3600)
+
+    consumer.callback = callback
+    consumer.wait_first = wait_first
+    consumer.suspend_flow = _Never()
+    return consumer
+
+
+async def _batch(messages: list[tuple[TP, int]]) -> AsyncIterator[tuple[TP, _Message]]:
+    for tp, offset in messages:
+        yield tp, _Message(tp.topic, tp.partition, offset)
+
+
+def _hand_over(consumer: Any, messages: list[tuple[TP, int]]) -> list[tuple[int, int]]:
+    asyncio.run(consumer._hand_over(_batch(messages)))
+    return list(consumer.handed)
+
+
+FETCHED = [(STREAM_A, 10), (STREAM_B, 20), (STREAM_A, 11), (STREAM_B, 21), (STREAM_A, 12)]
+
+
+def test_a_batch_is_handed_over_whole_without_a_seek() -> None:
+    async def nothing(consumer: VizitaConsumer, message: _Message) -> None:
+        return None
+
+    assert _hand_over(_consumer(nothing), FETCHED) == [(0, 10), (1, 20), (0, 11), (1, 21), (0, 12)]
+
+
+def test_a_changelog_seek_leaves_the_stream_partitions_messages_to_hand_over() -> None:
+    async def recover_after_first(consumer: VizitaConsumer, message: _Message) -> None:
+        if message.offset == 10:
+            consumer._moved((CHANGELOG,))  # what recovery's seek_wait does
+
+    handed = _hand_over(_consumer(recover_after_first), FETCHED)
+    assert handed == [(0, 10), (1, 20), (0, 11), (1, 21), (0, 12)]
+
+
+def test_a_seek_of_one_partition_drops_the_rest_of_its_messages_only() -> None:
+    async def seek_a_after_first(consumer: VizitaConsumer, message: _Message) -> None:
+        if message.offset == 10:
+            consumer._moved((STREAM_A,))
+
+    consumer = _consumer(seek_a_after_first)
+    assert _hand_over(consumer, FETCHED) == [(0, 10), (1, 20), (1, 21)]
+    # The message in flight when its partition was sought is not recorded as read.
+    assert consumer._read_offset[STREAM_A] is None
+    assert consumer._read_offset[STREAM_B] == 21
