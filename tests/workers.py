@@ -30,7 +30,6 @@ from vizita.kafka.admin import committed_offsets, ensure_pipeline_topics
 
 DUMP = Path(__file__).parent / "dump_store.py"
 WORKER_TIMEOUT = 240
-WORKER_BATCH_EVENTS = 100
 
 
 def scenario_settings(kafka: LocalBroker, name: str, work: Path) -> Settings:
@@ -45,9 +44,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "VIZITA_APP_ID": settings.app_id, "VIZITA_DATABASE": settings.database,
         "VIZITA_DATA_DIR": str(settings.data_dir), "VIZITA_LOG_FORMAT": "json",
         "VIZITA_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "", "VIZITA_CLOCK": "event",
-        # Small batches: a few thousand events make many batches and commits, so a kill
-        # lands mid-stream and between any two of a batch's steps.
-        "VIZITA_BATCH_EVENTS": str(WORKER_BATCH_EVENTS),
+        "VIZITA_BATCH_EVENTS": str(settings.batch_events),
     }  # fmt: skip
 
 

@@ -15,7 +15,6 @@ from typing import Any
 import oracle
 import pytest
 from workers import (
-    WORKER_BATCH_EVENTS,
     WORKER_TIMEOUT,
     assert_same,
     assert_same_rows,
@@ -33,6 +32,8 @@ from vizita.contract.settings import Settings
 
 pytestmark = pytest.mark.timeout(900)
 KILLS = 5
+BATCH_EVENTS = 100
+LAST_KILL_BEFORE = 0.85  # of the events committed
 RESTARTS = 5  # how often a supervisor would start a worker that exited with an error
 
 
@@ -71,18 +72,23 @@ def _as_oracle_rows(tables: dict[str, Any]) -> dict[oracle.Key, oracle.Row]:
 def test_five_kills_and_a_broker_restart_in_one_backfill(
     own_kafka: LocalBroker, payloads: list[bytes], reference: dict[str, Any], tmp_path: Path
 ) -> None:
-    settings = scenario_settings(own_kafka, "chaos", tmp_path)
+    # Small batches: a few thousand events make many batches and commits, so a kill
+    # lands mid-stream and between any two of a batch's steps.
+    settings = scenario_settings(own_kafka, "chaos", tmp_path).model_copy(
+        update={"batch_events": BATCH_EVENTS}
+    )
     store = tmp_path / "store"
     publish_all(settings, payloads)
     rng = random.Random(5)
-    points = sorted(rng.uniform(0.05, 0.7) for _ in range(KILLS))
+    points = sorted(rng.uniform(0.05, 0.6) for _ in range(KILLS))
     worker = start_worker(settings, store)
     for kill, point in enumerate(points, start=1):
-        # Each worker commits a batch of its own at least before it dies: a kill during
-        # start-up alone would leave the work to the last worker.
-        least = max(int(len(payloads) * point), processed(settings) + WORKER_BATCH_EVENTS)
-        wait_for_progress(settings, least)
-        time.sleep(rng.uniform(0.0, 0.2))
+        # Each worker commits a batch of its own at least before it dies (a kill during
+        # start-up alone would leave the work to the last worker), and the last dies
+        # before the end.
+        least = max(int(len(payloads) * point), processed(settings) + BATCH_EVENTS)
+        wait_for_progress(settings, min(least, int(len(payloads) * LAST_KILL_BEFORE)))
+        time.sleep(rng.uniform(0.0, 0.1))
         if kill == KILLS // 2 + 1:
             _bounce(own_kafka)  # under a running worker
             if worker.poll() is None:
