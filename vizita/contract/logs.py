@@ -67,16 +67,40 @@ def not_a_failure(record: logging.LogRecord) -> bool:
     requests with `Cancelled` (kafka/net/connection.py), and kafka/cluster.py logs every
     failed refresh as an error. The offset helpers of `vizita.kafka.admin` open and
     close short-lived clients all the time, so a normal run would show it now and then.
-    A refresh that really fails (a broker refusing connections, a timeout) carries
-    another error and still shows; a broker that closes the connection and goes away
-    also cancels the request in flight, and then shows in the reconnection errors."""
-    return not (
+    The same close can catch kafka-python's network thread reading the socket, which it
+    logs as "Error receiving network data" although its transport is closing: left out
+    only while the transport says so. A refresh that really fails (a broker refusing
+    connections, a timeout) carries another error and still shows; a broker that
+    closes the connection and goes away also cancels the request in flight, and then
+    shows in the reconnection errors."""
+    return not (_cancelled_refresh(record) or _read_after_close(record))
+
+
+def _only_arg(record: logging.LogRecord) -> object:
+    args = record.args
+    return args[0] if isinstance(args, tuple) and len(args) == 1 else None
+
+
+def _cancelled_refresh(record: logging.LogRecord) -> bool:
+    error = _only_arg(record)
+    return (
         record.name == "kafka.cluster"
         and record.msg == "Metadata refresh: failed %s"
-        and isinstance(record.args, tuple)
-        and len(record.args) == 1
-        and type(record.args[0]).__name__ == "Cancelled"
-        and type(record.args[0]).__module__ == "kafka.errors"
+        and type(error).__name__ == "Cancelled"
+        and type(error).__module__ == "kafka.errors"
+    )
+
+
+def _read_after_close(record: logging.LogRecord) -> bool:
+    """kafka-python's network thread reading a socket the client has just closed (the
+    same short-lived clients): the transport says it is closing, so nothing failed."""
+    transport = _only_arg(record)
+    is_closing = getattr(transport, "is_closing", None)
+    return (
+        record.name == "kafka.net.transport"
+        and record.msg == "%s: Error receiving network data closing socket"
+        and callable(is_closing)
+        and is_closing() is True
     )
 
 

@@ -111,3 +111,19 @@ def test_only_a_cancelled_metadata_refresh_is_left_out() -> None:
     assert not_a_failure(_record("kafka.cluster", logging.ERROR, "c.py", template,
                                  KafkaConnectionError("111 ECONNREFUSED")))  # fmt: skip
     assert not_a_failure(_record("kafka.other", logging.ERROR, "c.py", template, Cancelled()))
+
+
+class _Transport:
+    def __init__(self, closing: bool) -> None:
+        self.closing = closing
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+
+def test_only_a_read_on_a_closing_transport_is_left_out() -> None:
+    template = "%s: Error receiving network data closing socket"
+    logger = "kafka.net.transport"
+    assert not not_a_failure(_record(logger, logging.ERROR, "t.py", template, _Transport(True)))
+    assert not_a_failure(_record(logger, logging.ERROR, "t.py", template, _Transport(False)))
+    assert not_a_failure(_record("kafka.other", logging.ERROR, "t.py", template, _Transport(True)))
