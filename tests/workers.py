@@ -45,6 +45,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
         "VIZITA_DATA_DIR": str(settings.data_dir), "VIZITA_LOG_FORMAT": "json",
         "VIZITA_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "", "VIZITA_CLOCK": "event",
         "VIZITA_BATCH_EVENTS": str(settings.batch_events),
+        "VIZITA_KAFKA_SESSION_TIMEOUT_SECONDS": str(settings.kafka_session_timeout_seconds),
     }  # fmt: skip
 
 

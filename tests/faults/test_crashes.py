@@ -73,9 +73,10 @@ def test_five_kills_and_a_broker_restart_in_one_backfill(
     own_kafka: LocalBroker, payloads: list[bytes], reference: dict[str, Any], tmp_path: Path
 ) -> None:
     # Small batches: a few thousand events make many batches and commits, so a kill
-    # lands mid-stream and between any two of a batch's steps.
+    # lands mid-stream and between any two of a batch's steps. The shortest session
+    # Kafka allows: each restart waits that long for the killed worker to be let go.
     settings = scenario_settings(own_kafka, "chaos", tmp_path).model_copy(
-        update={"batch_events": BATCH_EVENTS}
+        update={"batch_events": BATCH_EVENTS, "kafka_session_timeout_seconds": 6.0}
     )
     store = tmp_path / "store"
     publish_all(settings, payloads)
