@@ -4,11 +4,14 @@ supervisor would, the tables a store holds, and SPEC §4's rule at the clock day
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,25 @@ def scenario_settings(kafka: LocalBroker, name: str, work: Path) -> Settings:
     """A scenario's own topics, consumer groups and database."""
     return Settings(kafka_bootstrap=kafka.bootstrap, topic_prefix=f"{name}.", app_id=name,
                     database=name, data_dir=work / "data")  # fmt: skip
+
+
+@contextlib.contextmanager
+def replay_settings(
+    kafka: LocalBroker, store_url: str, work: Path, stem: str
+) -> Iterator[tuple[str, Settings]]:
+    """(a unique name, Settings of its own topics, groups and database) for a replay in
+    this process, with no ambient VIZITA_* variable (as tests/conftest.py does for each
+    test, for module-wide fixtures)."""
+    name = f"{stem}_{uuid.uuid4().hex[:10]}"
+    with pytest.MonkeyPatch.context() as env:
+        for variable in list(os.environ):
+            if variable.startswith("VIZITA_"):
+                env.delenv(variable)
+        yield name, Settings(
+            kafka_bootstrap=kafka.bootstrap, topic_prefix=f"{name}.", app_id=name,
+            database=name, store_url=store_url, data_dir=work / "data",
+            sink_batch_seconds=0.2, partitions=4, log_format="console",
+        )  # fmt: skip
 
 
 def worker_env(settings: Settings) -> dict[str, str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import uuid
 from collections import Counter
@@ -21,6 +20,7 @@ from typing import Any
 import oracle
 import pytest
 import yaml
+from workers import replay_settings
 
 from producers.simulator import SimulationConfig, simulate, write_jsonl
 from sinks.schema import ACTIVE_ALERTS, INDICATOR_VALUES
@@ -72,16 +72,7 @@ def arrival_store(
 ) -> Iterator[Store]:
     """The stream replayed once in arrival order, shared by the tests that read it."""
     tmp = tmp_path_factory.mktemp("indicators")
-    name = f"ind_{uuid.uuid4().hex[:10]}"
-    with pytest.MonkeyPatch.context() as env:  # as tests/conftest.py: no ambient VIZITA_*
-        for variable in list(os.environ):
-            if variable.startswith("VIZITA_"):
-                env.delenv(variable)
-        settings = Settings(
-            kafka_bootstrap=kafka.bootstrap, topic_prefix=f"{name}.", app_id=name,
-            database=name, store_url=chdb_url, data_dir=tmp / "data",
-            sink_batch_seconds=0.2, partitions=4, log_format="console",
-        )  # fmt: skip
+    with replay_settings(kafka, chdb_url, tmp, "ind") as (name, settings):
         store = _replay(settings, lines, tmp / "arrival.jsonl")
     yield store
     _drop(store, name)

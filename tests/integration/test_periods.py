@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
 import oracle
 import pytest
+from workers import replay_settings
 
 from producers.simulator import SimulationConfig, simulate, write_jsonl
 from sinks.periods import Period, month, period_values, quarter, rolling_window_values
@@ -22,7 +21,6 @@ from sinks.schema import INDICATOR_VALUES, VISITS
 from sinks.store import Store, open_store
 from vizita.app.broker import LocalBroker
 from vizita.app.replay import replay
-from vizita.contract.settings import Settings
 
 # Four months across a year's end, a quarter's end and the change to summer time.
 MESSY = SimulationConfig(
@@ -87,16 +85,7 @@ def stored(
 ) -> Iterator[Store]:  # fmt: skip
     """The stream replayed once through the pipeline, shared by the tests here."""
     tmp = tmp_path_factory.mktemp("periods")
-    name = f"per_{uuid.uuid4().hex[:10]}"
-    with pytest.MonkeyPatch.context() as env:  # as tests/conftest.py: no ambient VIZITA_*
-        for variable in list(os.environ):
-            if variable.startswith("VIZITA_"):
-                env.delenv(variable)
-        settings = Settings(
-            kafka_bootstrap=kafka.bootstrap, topic_prefix=f"{name}.", app_id=name,
-            database=name, store_url=chdb_url, data_dir=tmp / "data",
-            sink_batch_seconds=0.2, partitions=4, log_format="console",
-        )  # fmt: skip
+    with replay_settings(kafka, chdb_url, tmp, "per") as (name, settings):
         store = open_store(chdb_url, name)
         # The corrections that move a visit to another month come in a replay of their
         # own: a batch holding both revisions would store the last one only.

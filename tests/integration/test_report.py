@@ -12,14 +12,12 @@ import email.policy
 import html
 import ipaddress
 import json
-import os
 import re
 import shutil
 import ssl
 import subprocess
 import sys
 import tempfile
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,6 +35,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from workers import replay_settings
 
 from producers.simulator import SimulationConfig, simulate, write_jsonl
 from sinks.periods import Period, month, period_values, quarter
@@ -156,17 +155,8 @@ def replayed(
 ) -> Iterator[Replayed]:
     """The small stream replayed once through the pipeline, shared by the tests here."""
     tmp = tmp_path_factory.mktemp("report")
-    name = f"rep_{uuid.uuid4().hex[:10]}"
     lines = simulate(SMALL)
-    with pytest.MonkeyPatch.context() as env:  # as tests/conftest.py: no ambient VIZITA_*
-        for variable in list(os.environ):
-            if variable.startswith("VIZITA_"):
-                env.delenv(variable)
-        settings = Settings(
-            kafka_bootstrap=kafka.bootstrap, topic_prefix=f"{name}.", app_id=name,
-            database=name, store_url=chdb_url, data_dir=tmp / "data",
-            sink_batch_seconds=0.2, partitions=4, log_format="console",
-        )  # fmt: skip
+    with replay_settings(kafka, chdb_url, tmp, "rep") as (name, settings):
         write_jsonl(lines, tmp / "stream.jsonl")
         store = open_store(chdb_url, name)
         summary = replay(settings, store, tmp / "stream.jsonl")
