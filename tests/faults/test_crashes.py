@@ -33,7 +33,7 @@ from vizita.contract.settings import Settings
 pytestmark = pytest.mark.timeout(900)
 KILLS = 5
 BATCH_EVENTS = 100
-LAST_KILL_BEFORE = 0.55  # of the events committed: progress is polled every 0.5 s
+LAST_KILL_BEFORE = 0.4  # of the events committed: progress is polled every 0.5 s
 RESTARTS = 5  # how often a supervisor would start a worker that exited with an error
 
 
@@ -81,7 +81,7 @@ def test_five_kills_and_a_broker_restart_in_one_backfill(
     store = tmp_path / "store"
     publish_all(settings, payloads)
     rng = random.Random(5)
-    points = sorted(rng.uniform(0.05, 0.45) for _ in range(KILLS))
+    points = sorted(rng.uniform(0.05, 0.3) for _ in range(KILLS))
     worker = start_worker(settings, store)
     for kill, point in enumerate(points, start=1):
         # Each worker commits a batch of its own at least before it dies (a kill during
