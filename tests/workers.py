@@ -33,6 +33,9 @@ from vizita.kafka.admin import committed_offsets, ensure_pipeline_topics
 
 DUMP = Path(__file__).parent / "dump_store.py"
 WORKER_TIMEOUT = 240
+# Batches small enough that a few thousand events make many batches and commits: a
+# signal or a kill lands mid-stream, between any two of a batch's steps.
+SMALL_BATCH_EVENTS = 100
 
 
 def scenario_settings(kafka: LocalBroker, name: str, work: Path) -> Settings:

@@ -15,6 +15,7 @@ from typing import Any
 import oracle
 import pytest
 from workers import (
+    SMALL_BATCH_EVENTS,
     WORKER_TIMEOUT,
     assert_same,
     assert_same_rows,
@@ -32,7 +33,6 @@ from vizita.contract.settings import Settings
 
 pytestmark = pytest.mark.timeout(900)
 KILLS = 5
-BATCH_EVENTS = 100
 LAST_KILL_BEFORE = 0.4  # of the events committed: progress is polled every 0.5 s
 RESTARTS = 5  # how often a supervisor would start a worker that exited with an error
 
@@ -72,11 +72,10 @@ def _as_oracle_rows(tables: dict[str, Any]) -> dict[oracle.Key, oracle.Row]:
 def test_five_kills_and_a_broker_restart_in_one_backfill(
     own_kafka: LocalBroker, payloads: list[bytes], reference: dict[str, Any], tmp_path: Path
 ) -> None:
-    # Small batches: a few thousand events make many batches and commits, so a kill
-    # lands mid-stream and between any two of a batch's steps. The shortest session
-    # Kafka allows: each restart waits that long for the killed worker to be let go.
+    # The shortest session Kafka allows: each restart waits that long for the killed
+    # worker to be let go.
     settings = scenario_settings(own_kafka, "chaos", tmp_path).model_copy(
-        update={"batch_events": BATCH_EVENTS, "kafka_session_timeout_seconds": 6.0}
+        update={"batch_events": SMALL_BATCH_EVENTS, "kafka_session_timeout_seconds": 6.0}
     )
     store = tmp_path / "store"
     publish_all(settings, payloads)
@@ -87,7 +86,7 @@ def test_five_kills_and_a_broker_restart_in_one_backfill(
         # Each worker commits a batch of its own at least before it dies (a kill during
         # start-up alone would leave the work to the last worker), and the last dies
         # before the end.
-        least = max(int(len(payloads) * point), processed(settings) + BATCH_EVENTS)
+        least = max(int(len(payloads) * point), processed(settings) + SMALL_BATCH_EVENTS)
         wait_for_progress(settings, min(least, int(len(payloads) * LAST_KILL_BEFORE)))
         time.sleep(rng.uniform(0.0, 0.1))
         if kill == KILLS // 2 + 1:

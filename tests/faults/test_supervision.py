@@ -11,7 +11,14 @@ import time
 from pathlib import Path
 
 import pytest
-from workers import processed, publish_all, scenario_settings, start_worker, wait_for_progress
+from workers import (
+    SMALL_BATCH_EVENTS,
+    processed,
+    publish_all,
+    scenario_settings,
+    start_worker,
+    wait_for_progress,
+)
 
 from vizita.app.broker import LocalBroker
 
@@ -59,10 +66,12 @@ def _stopped_in(worker: subprocess.Popen[bytes]) -> float:
 def test_sigterm_in_the_middle_of_a_backfill_stops_the_worker_cleanly(
     kafka: LocalBroker, payloads: list[bytes], tmp_path: Path
 ) -> None:
-    settings = scenario_settings(kafka, "term", tmp_path)
+    settings = scenario_settings(kafka, "term", tmp_path).model_copy(
+        update={"batch_events": SMALL_BATCH_EVENTS}
+    )
     publish_all(settings, payloads)
     worker = start_worker(settings, tmp_path / "store")
-    wait_for_progress(settings, len(payloads) // 4)
+    wait_for_progress(settings, len(payloads) // 10)
     assert _stopped_in(worker) < STOP_WITHIN
     assert worker.returncode == 0
     assert processed(settings) < len(payloads)  # it was stopped mid-stream
