@@ -241,9 +241,16 @@ def trivial_agent(bootstrap: str, topic: str, count: int, take: bool, data: Path
 # --- 3: the worker -------------------------------------------------------------------------
 
 
-def worker_line(settings: Settings, count: int, store_path: Path) -> Figures:
+def worker_line(
+    settings: Settings, count: int, store_path: Path, profile: Path | None = None
+) -> Figures:
     command = [sys.executable, "-m", "vizita", "worker", "--exit-when-done",
                "--store", f"chdb://{store_path}"]  # fmt: skip
+    if profile is not None:
+        # py-spy samples the worker from outside (native frames too: chdb, orjson): the
+        # rate it slows the worker by is small, but the RSS is then py-spy's own.
+        command = [str(Path(sys.executable).with_name("py-spy")), "record", "--native", "--rate", "50", "--format",
+                   "speedscope", "--output", str(profile), "--", *command]  # fmt: skip
     started = time.monotonic()
     env = _env(settings, "event", settings.data_dir)
     process = subprocess.Popen(command, env=env)  # noqa: S603  # our own command, no shell
@@ -667,6 +674,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--rate", type=float, default=100.0, help="latency probes a second")
     parser.add_argument("--seconds", type=float, default=60.0, help="each latency phase")
+    parser.add_argument(
+        "--profile", type=Path, help="record the worker line with py-spy (speedscope JSON)"
+    )
     parser.add_argument("--skip", default="", help=f"comma-separated, of: {', '.join(LINES)}")
     args = parser.parse_args(argv)
     args.skip = set(filter(None, args.skip.split(",")))
@@ -709,7 +719,7 @@ def run_lines(args: argparse.Namespace, bootstrap: str, work: Path) -> Figures:
     if "worker" in skip:
         return figures
     store_path = work / "store"
-    figures["worker"] = worker_line(settings, count, store_path)
+    figures["worker"] = worker_line(settings, count, store_path, args.profile)
     if "sql" not in skip:
         figures["sql"] = in_own_process(sql_line, store_path)
     if "replay" not in skip:

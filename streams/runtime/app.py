@@ -46,6 +46,8 @@ def _faust_app(settings: Settings, bootstrap: str) -> VizitaApp:
         # linger lets one produce request carry a batch's messages to many partitions.
         producer_linger=0.002,
         producer_max_request_size=4 * 1024 * 1024,
+        # Table writes go in record batches of this size (`DurableTable.send_changes`).
+        producer_max_batch_size=256 * 1024,
         # A rebalance waits for the batch in flight: its table writes reach the changelog
         # before the tables are read back from it, and its old owner is done with a
         # partition before the new one takes it on.

@@ -18,13 +18,13 @@ and the unacknowledged batch is processed again after the restart.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 import structlog
-from faust.types import EventT
+from faust.types import AppT, EventT
 
 log = structlog.get_logger(__name__)
 
@@ -49,20 +49,37 @@ class DurableTable(faust.Table[bytes, bytes]):
 
     async def send_changes(self) -> None:
         """Send the writes made since the last call (the last write of a key only),
-        and wait until Kafka has them all."""
+        and wait until Kafka has them all: one record batch per partition and 256 KiB,
+        straight to the Kafka client. A message at a time through Faust's topic costs
+        some 50 µs of the one core, and a batch's table writes are most of its messages."""
         unsent, self._unsent = self._unsent, {}
-        sent = [
-            await self.changelog_topic.send(
-                key=key,
-                value=value,
-                partition=partition,
-                force=True,
-                key_serializer="raw",
-                value_serializer="raw",
-            )
-            for key, (partition, value) in unsent.items()
-        ]
+        if not unsent:
+            return
+        by_partition: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        for key, (partition, value) in unsent.items():
+            by_partition.setdefault(partition, []).append((key, value))
+        topic = self.changelog_topic.get_topic_name()
+        producer = _kafka_producer(self.app)
+        sent = []
+        for partition, records in sorted(by_partition.items()):
+            for batch in _record_batches(producer, records):
+                sent.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*sent)
+
+
+def _kafka_producer(app: AppT) -> Any:
+    """The aiokafka producer under Faust's (which has no call for a record batch)."""
+    return app.producer._ensure_producer()  # type: ignore[attr-defined]  # faust's aiokafka driver
+
+
+def _record_batches(producer: Any, records: Sequence[tuple[bytes, bytes | None]]) -> Iterator[Any]:
+    batch = producer.create_batch()
+    for key, value in records:
+        if batch.append(key=key, value=value, timestamp=None) is None:  # full
+            yield batch
+            batch = producer.create_batch()
+            batch.append(key=key, value=value, timestamp=None)  # the first always fits
+    yield batch
 
 
 def durable_table(app: faust.App, name: str, partitions: int) -> DurableTable:
