@@ -249,7 +249,7 @@ def worker_line(
     if profile is not None:
         # py-spy samples the worker from outside (native frames too: chdb, orjson): the
         # rate it slows the worker by is small, but the RSS is then py-spy's own.
-        command = [str(Path(sys.executable).with_name("py-spy")), "record", "--native", "--rate", "50", "--format",
+        command = [str(Path(sys.executable).with_name("py-spy")), "record", "--rate", "50", "--format",
                    "speedscope", "--output", str(profile), "--", *command]  # fmt: skip
     started = time.monotonic()
     env = _env(settings, "event", settings.data_dir)

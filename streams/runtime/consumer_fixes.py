@@ -36,7 +36,8 @@ The faust version is pinned exactly because this subclass replaces one of its lo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Coroutine, Generator, Iterable, Mapping
 from typing import Any, cast
 
 import faust
@@ -149,10 +150,27 @@ class VizitaConsumer(faust_aiokafka.Consumer):
             await self._maybe_commit()
             if epochs.get(tp, 0) != fetched.get(tp, 0):
                 continue
-            await self.wait_first(self.callback(message), self.suspend_flow.wait())
+            await self._deliver(message)
             if epochs.get(tp, 0) != fetched.get(tp, 0):
                 continue
             self._read_offset[tp] = message.offset
+
+    async def _deliver(self, message: Message) -> None:
+        """Give a message to the streams, as faust does, but without four tasks a message
+        when nothing waits. Faust runs the callback against the flow being suspended (a
+        rebalance must not wait for a full stream buffer), which needs tasks; the
+        callback is run one step here first, and only if it has to wait (a full buffer)
+        does the rest of it race the suspension in faust's way."""
+        # The conductor's `on_message`: a coroutine (faust types it as any awaitable).
+        callback = cast(Coroutine[Any, Any, Any], self.callback(message))
+        if self.suspend_flow.is_set():
+            await self.wait_first(callback, self.suspend_flow.wait())
+            return
+        try:
+            waiting_on = callback.send(None)
+        except StopIteration:
+            return  # delivered without waiting: the usual case
+        await self.wait_first(_Resumed(callback, waiting_on), self.suspend_flow.wait())
 
     async def _note_gap(self, tp: TP, read: int | None, message: Message) -> None:
         # Offsets with no message (compaction, transaction markers) count as acked.
@@ -163,6 +181,29 @@ class VizitaConsumer(faust_aiokafka.Consumer):
         if self._commit_every is not None and self._n_acked >= self._commit_every:
             self._n_acked = 0
             await self.commit()
+
+
+class _Resumed:
+    """The rest of a coroutine that ran its first step and yielded `waiting_on` (what it
+    waits for): awaiting this hands that to the task awaiting it and runs the rest,
+    exactly as if the task had run the coroutine from its start."""
+
+    def __init__(self, coroutine: Coroutine[Any, Any, Any], waiting_on: Any) -> None:
+        self._coroutine, self._waiting_on = coroutine, waiting_on
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coroutine, waiting_on = self._coroutine, self._waiting_on
+        while True:
+            try:
+                answer = yield waiting_on
+            except BaseException as exc:  # a cancellation, passed on to the coroutine
+                step = functools.partial(coroutine.throw, exc)
+            else:
+                step = functools.partial(coroutine.send, answer)
+            try:
+                waiting_on = step()
+            except StopIteration as done:
+                return done.value
 
 
 class VizitaTransport(faust_aiokafka.Transport):

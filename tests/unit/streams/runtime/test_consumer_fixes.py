@@ -6,13 +6,14 @@ still be handed over, or they are lost (their positions are not moved back)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from faust.types import TP
 
-from streams.runtime.consumer_fixes import VizitaConsumer
+from streams.runtime.consumer_fixes import VizitaConsumer, _Resumed
 
 STREAM_A, STREAM_B = TP("contributions", 0), TP("contributions", 1)
 CHANGELOG = TP("scope-entries-changelog", 0)
@@ -47,16 +48,21 @@ def _consumer(on_message: Callable[[VizitaConsumer, _Message], Awaitable[None]])
         await on_message(consumer, message)
 
     async def wait_first(*coroutines: Awaitable[Any]) -> None:
+        consumer.raced += 1
         await coroutines[0]
         for other in coroutines[1:]:
             getattr(other, "close", lambda: None)()
 
     class _Never:
+        def is_set(self) -> bool:
+            return False
+
         def wait(self) -> Awaitable[None]:
             return asyncio.sleep(3600)
 
     consumer.callback = callback
     consumer.wait_first = wait_first
+    consumer.raced = 0  # how many hand-overs raced the flow's suspension (with tasks)
     consumer.suspend_flow = _Never()
     return consumer
 
@@ -78,7 +84,65 @@ def test_a_batch_is_handed_over_whole_without_a_seek() -> None:
     async def nothing(consumer: VizitaConsumer, message: _Message) -> None:
         return None
 
-    assert _hand_over(_consumer(nothing), FETCHED) == [(0, 10), (1, 20), (0, 11), (1, 21), (0, 12)]
+    consumer = _consumer(nothing)
+    assert _hand_over(consumer, FETCHED) == [(0, 10), (1, 20), (0, 11), (1, 21), (0, 12)]
+    assert consumer.raced == 0  # none had to wait: no task was made for any
+
+
+def test_a_hand_over_that_waits_is_finished_in_faust_s_way() -> None:
+    """A full stream buffer: the streams' callback waits; it is resumed where it
+    waited, to its end, and the messages after it follow in order."""
+    finished = []
+
+    async def full_buffer(consumer: VizitaConsumer, message: _Message) -> None:
+        if message.offset == 11:
+            await asyncio.sleep(0.01)  # a buffer with room again a little later
+            await asyncio.sleep(0)
+        finished.append(message.offset)
+
+    consumer = _consumer(full_buffer)
+    assert _hand_over(consumer, FETCHED) == [(0, 10), (1, 20), (0, 11), (1, 21), (0, 12)]
+    assert finished == [10, 20, 11, 21, 12]
+    assert consumer.raced == 1
+
+
+def test_a_resumed_coroutine_returns_its_value_and_sees_its_cancellation() -> None:
+    seen = []
+
+    async def two_waits(until: asyncio.Future[int]) -> int:
+        try:
+            first = await until
+            await asyncio.sleep(3600)
+            return first
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        until: asyncio.Future[int] = loop.create_future()
+        coroutine = two_waits(until)
+        resumed = asyncio.ensure_future(_Resumed(coroutine, coroutine.send(None)))
+        loop.call_later(0.01, until.set_result, 7)
+        await asyncio.sleep(0.05)
+        assert not resumed.done()  # past the first wait, in the second
+        resumed.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await resumed
+        assert resumed.cancelled()
+
+        until = loop.create_future()
+        returning = _returning(until)
+        done = asyncio.ensure_future(_Resumed(returning, returning.send(None)))
+        until.set_result(3)
+        assert await done == 3
+
+    asyncio.run(run())
+    assert seen == ["cancelled"]
+
+
+async def _returning(until: asyncio.Future[int]) -> int:
+    return await until
 
 
 def test_a_changelog_seek_leaves_the_stream_partitions_messages_to_hand_over() -> None:
