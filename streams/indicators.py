@@ -125,16 +125,23 @@ def window_values(
     """Every indicator for every `as_of` in first..last over `window` days, sliding a
     window so each day enters and leaves once."""
     totals: Counter[str] = Counter()
-    households: Counter[str] = Counter()
-    nurses: Counter[str] = Counter()
-    empty = DayBucket()
+    households: dict[str, int] = {}
+    nurses: dict[str, int] = {}
 
     def shift(day: date, sign: int) -> None:
-        bucket = buckets.get(day, empty)
-        for source, target in ((bucket.counts, totals), (bucket.households, households),
-                               (bucket.nurses, nurses)):  # fmt: skip
-            for key, n in source.items():
-                _bump(target, key, sign * n)
+        bucket = buckets.get(day)
+        if bucket is None:
+            return
+        for key, n in bucket.counts.items():
+            totals[key] += sign * n
+        # The households and nurses of a day are thousands for Kosovo: summed here in
+        # plain loops over plain dicts, the costliest step of a computation.
+        if sign > 0:
+            _enter(households, bucket.households)
+            _enter(nurses, bucket.nurses)
+        else:
+            _leave(households, bucket.households)
+            _leave(nurses, bucket.nurses)
 
     for day in _days(first - timedelta(days=window - 1), first - timedelta(days=1)):
         shift(day, +1)
@@ -142,6 +149,22 @@ def window_values(
         shift(as_of, +1)
         yield from _values(totals, len(households), len(nurses), window, as_of)
         shift(as_of - timedelta(days=window - 1), -1)
+
+
+def _enter(window: dict[str, int], day: Mapping[str, int]) -> None:
+    get = window.get
+    for key, n in day.items():
+        window[key] = get(key, 0) + n
+
+
+def _leave(window: dict[str, int], day: Mapping[str, int]) -> None:
+    # A key that falls to zero leaves, so that len() is an exact distinct count.
+    for key, n in day.items():
+        left = window[key] - n
+        if left:
+            window[key] = left
+        else:
+            del window[key]
 
 
 def scope_values(
