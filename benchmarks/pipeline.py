@@ -247,10 +247,10 @@ def worker_line(
     command = [sys.executable, "-m", "vizita", "worker", "--exit-when-done",
                "--store", f"chdb://{store_path}"]  # fmt: skip
     if profile is not None:
-        # py-spy samples the worker from outside (native frames too: chdb, orjson): the
-        # rate it slows the worker by is small, but the RSS is then py-spy's own.
-        command = [str(Path(sys.executable).with_name("py-spy")), "record", "--rate", "50", "--format",
-                   "speedscope", "--output", str(profile), "--", *command]  # fmt: skip
+        # py-spy samples the worker from outside; the peak RSS is then py-spy's own.
+        py_spy = str(Path(sys.executable).with_name("py-spy"))
+        command = [py_spy, "record", "--rate", "50", "--format", "speedscope",
+                   "--output", str(profile), "--", *command]  # fmt: skip
     started = time.monotonic()
     env = _env(settings, "event", settings.data_dir)
     process = subprocess.Popen(command, env=env)  # noqa: S603  # our own command, no shell

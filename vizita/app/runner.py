@@ -13,8 +13,8 @@ has not finished is committed, so the restart takes up where the fault struck.
 from __future__ import annotations
 
 import asyncio
-import gc
 import contextlib
+import gc
 from dataclasses import dataclass, field, replace
 from typing import Any
 
