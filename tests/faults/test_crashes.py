@@ -78,7 +78,10 @@ def test_five_kills_and_a_broker_restart_in_one_backfill(
         update={"batch_events": SMALL_BATCH_EVENTS, "kafka_session_timeout_seconds": 6.0}
     )
     store = tmp_path / "store"
-    publish_all(settings, payloads)
+    # The stream three times over (every repeat a duplicate to fold, which changes no
+    # table): long enough that the kills land mid-stream however fast the machine is.
+    backfill = payloads * 3
+    publish_all(settings, backfill)
     rng = random.Random(5)
     points = sorted(rng.uniform(0.05, 0.3) for _ in range(KILLS))
     worker = start_worker(settings, store)
@@ -86,8 +89,8 @@ def test_five_kills_and_a_broker_restart_in_one_backfill(
         # Each worker commits a batch of its own at least before it dies (a kill during
         # start-up alone would leave the work to the last worker), and the last dies
         # before the end.
-        least = max(int(len(payloads) * point), processed(settings) + SMALL_BATCH_EVENTS)
-        wait_for_progress(settings, min(least, int(len(payloads) * LAST_KILL_BEFORE)))
+        least = max(int(len(backfill) * point), processed(settings) + SMALL_BATCH_EVENTS)
+        wait_for_progress(settings, min(least, int(len(backfill) * LAST_KILL_BEFORE)))
         time.sleep(rng.uniform(0.0, 0.1))
         if kill == KILLS // 2 + 1:
             _bounce(own_kafka)  # under a running worker
@@ -96,7 +99,7 @@ def test_five_kills_and_a_broker_restart_in_one_backfill(
         _kill(worker)
         worker = start_worker(settings, store)
     _kill(worker)
-    assert processed(settings) < len(payloads)  # the last kill was mid-stream too
+    assert processed(settings) < len(backfill)  # the last kill was mid-stream too
     _finish_supervised(settings, store)
 
     tables = dump(store, "chaos")

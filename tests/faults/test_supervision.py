@@ -69,12 +69,15 @@ def test_sigterm_in_the_middle_of_a_backfill_stops_the_worker_cleanly(
     settings = scenario_settings(kafka, "term", tmp_path).model_copy(
         update={"batch_events": SMALL_BATCH_EVENTS}
     )
-    publish_all(settings, payloads)
+    # The stream five times over (the repeats are duplicates to fold): long enough, in
+    # batches of 100, that the signal comes mid-stream however fast the machine is.
+    backfill = payloads * 5
+    publish_all(settings, backfill)
     worker = start_worker(settings, tmp_path / "store")
-    wait_for_progress(settings, len(payloads) // 10)
+    wait_for_progress(settings, len(backfill) // 20)
     assert _stopped_in(worker) < STOP_WITHIN
     assert worker.returncode == 0
-    assert processed(settings) < len(payloads)  # it was stopped mid-stream
+    assert processed(settings) < len(backfill)  # it was stopped mid-stream
 
 
 def test_sigterm_with_the_broker_gone_stops_the_worker_within_30_s(
