@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from workers import (
+    SMALL_BATCH_EVENTS,
     WORKER_TIMEOUT,
     assert_same,
     check_alerts,
@@ -38,13 +39,18 @@ def crashed(
 ) -> dict[str, Any]:
     """The tables after a worker is killed with SIGKILL mid-stream and restarted."""
     work = tmp_path_factory.mktemp("crashed")
-    settings = scenario_settings(kafka, "crash", work)
-    publish_all(settings, payloads)
+    settings = scenario_settings(kafka, "crash", work).model_copy(
+        update={"batch_events": SMALL_BATCH_EVENTS}
+    )
+    # The stream three times over (the repeats are duplicates, which change no table),
+    # in small batches: long enough that the kill lands mid-stream on a fast machine.
+    backfill = payloads * 3
+    publish_all(settings, backfill)
     first = start_worker(settings, work / "store")
-    progressed = wait_for_progress(settings, len(payloads) // 3)
+    progressed = wait_for_progress(settings, len(backfill) // 6)
     first.send_signal(signal.SIGKILL)
     first.wait(30)
-    assert progressed < len(payloads)  # it really died in the middle
+    assert progressed < len(backfill)  # it really died in the middle
     finish(start_worker(settings, work / "store", "--exit-when-done"))
     return dump(work / "store", "crash")
 
