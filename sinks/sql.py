@@ -57,45 +57,41 @@ def _sequence(value: Iterable[Any]) -> str:
     return "[" + ", ".join(literal(item) for item in value) + "]"
 
 
-# By exact type first (a row's values are these, and a dict lookup is cheaper than a
-# chain of isinstance checks); a subclass (a StrEnum, an IntEnum) takes the chain.
+def _bytes(value: bytes | bytearray | memoryview) -> str:
+    return f"'{_escape_bytes(bytes(value))}'"
+
+
+# By exact type (a row's values are these, and a dict lookup is cheaper than a chain
+# of isinstance checks); a subclass (a StrEnum, an IntEnum) renders as its nearest base.
 _BY_TYPE: dict[type, Callable[[Any], str]] = {
     type(None): lambda _: "NULL",
     bool: lambda value: "true" if value else "false",
-    int: str,
-    float: _float,
+    int: int.__repr__,  # the number, for an IntEnum too
+    float: lambda value: _float(float(value)),
     str: lambda value: f"'{_escape_text(value)}'",
+    bytes: _bytes,
+    bytearray: _bytes,
+    memoryview: _bytes,
     datetime: _datetime,
     date: lambda value: f"'{value.isoformat()}'",
     list: _sequence,
     tuple: _sequence,
+    frozenset: _sequence,
+    set: _sequence,
 }
 
 
 def literal(value: Any) -> str:
     """One value as a ClickHouse literal."""
-    render = _BY_TYPE.get(type(value))
-    return render(value) if render is not None else _literal_of_subclass(value)
+    render = _BY_TYPE.get(type(value)) or _nearest_base(type(value))
+    return render(value)
 
 
-def _literal_of_subclass(value: Any) -> str:  # noqa: PLR0911  # one branch a type reads best
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(int(value))
-    if isinstance(value, float):
-        return _float(value)
-    if isinstance(value, str):
-        return f"'{_escape_text(value)}'"
-    if isinstance(value, bytes | bytearray | memoryview):
-        return f"'{_escape_bytes(bytes(value))}'"
-    if isinstance(value, datetime):
-        return _datetime(value)
-    if isinstance(value, date):
-        return f"'{value.isoformat()}'"
-    if isinstance(value, list | tuple | frozenset | set):
-        return _sequence(value)
-    raise TypeError(f"no SQL literal for {type(value).__name__}")
+def _nearest_base(kind: type) -> Callable[[Any], str]:
+    for base in kind.__mro__[1:]:
+        if base in _BY_TYPE:
+            return _BY_TYPE[base]
+    raise TypeError(f"no SQL literal for {kind.__name__}")
 
 
 def values_clause(rows: Iterable[Sequence[Any]]) -> str:
