@@ -74,13 +74,30 @@ def worker_env(settings: Settings) -> dict[str, str]:
     }  # fmt: skip
 
 
+_STARTED: list[subprocess.Popen[bytes]] = []  # every worker a test started
+
+
 def start_worker(settings: Settings, store: Path, *flags: str) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "vizita", "worker", "--store", f"chdb://{store}", *flags]
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     log = (settings.data_dir / f"worker-{time.monotonic_ns()}.log").open("wb")
-    return subprocess.Popen(  # noqa: S603  # our own command
+    worker = subprocess.Popen(  # noqa: S603  # our own command
         command, env=worker_env(settings), stdout=log, stderr=subprocess.STDOUT
     )
+    _STARTED.append(worker)
+    return worker
+
+
+def kill_leftover_workers() -> int:
+    """After a test: kill the workers it left running (a test that failed half-way
+    leaves them, and they would spin against a stopped broker through every later
+    test); how many there were."""
+    leftovers = [worker for worker in _STARTED if worker.poll() is None]
+    for worker in leftovers:
+        worker.kill()
+        worker.wait(30)
+    _STARTED.clear()
+    return len(leftovers)
 
 
 def finish(process: subprocess.Popen[bytes]) -> None:
