@@ -395,34 +395,52 @@ def publish_probes(plan: ProbePlan) -> list[float]:
     return sent
 
 
-def _numerators(store: Store, day: date) -> dict[str, int]:
+def _numerators(store: Store, day: date) -> dict[str, tuple[int, float]]:
+    """Per municipality, its probe row's numerator and when stage 2 computed it (in
+    this process's monotonic clock)."""
     rows = store.query(
-        f"SELECT municipality, numerator FROM {store.table(INDICATOR_VALUES)} FINAL "
+        f"SELECT municipality, numerator, toUnixTimestamp64Milli(computed_at) AS computed_ms "
+        f"FROM {store.table(INDICATOR_VALUES)} FINAL "
         f"WHERE indicator = {literal('visits_completed')} AND window_days = {WEEK} "
         f"AND as_of = {literal(day)}"
     )
-    return {r["municipality"]: int(r["numerator"]) for r in rows}
+    to_monotonic = time.monotonic() - time.time()
+    return {
+        r["municipality"]: (int(r["numerator"]), int(r["computed_ms"]) / 1000 + to_monotonic)
+        for r in rows
+    }
 
 
-async def _watch(store: Store, plan: ProbePlan) -> list[float | None]:
-    """When each probe's effect was first read back (a query returned it): the n-th
-    probe of a municipality has landed once its numerator is n above where it stood."""
-    baseline = await asyncio.to_thread(_numerators, store, plan.day)
+@dataclass
+class Watched:
+    """Per probe: when its effect was first read back, and when stage 2 computed the
+    row that showed it (None: not seen)."""
+
+    seen: list[float | None]
+    computed: list[float | None]
+
+
+async def _watch(store: Store, plan: ProbePlan) -> Watched:
+    """The n-th probe of a municipality has landed once its numerator is n above where
+    it stood; it is read back when a query returns that."""
+    baseline = {
+        m: n for m, (n, _) in (await asyncio.to_thread(_numerators, store, plan.day)).items()
+    }
     order: dict[str, list[int]] = {code: [] for code in PROBE_SCOPES}
     for index in range(plan.count):
         order[PROBE_SCOPES[index % len(PROBE_SCOPES)]].append(index)
-    seen: list[float | None] = [None] * plan.count
+    watched = Watched([None] * plan.count, [None] * plan.count)
     until = plan.start_at + plan.count / plan.rate + DRAIN_SECONDS
-    while None in seen and time.monotonic() < until:
+    while None in watched.seen and time.monotonic() < until:
         numerators = await asyncio.to_thread(_numerators, store, plan.day)
         now = time.monotonic()
         for code, indices in order.items():
-            landed = numerators.get(code, 0) - baseline.get(code, 0)
-            for index in indices[:landed]:
-                if seen[index] is None:
-                    seen[index] = now
+            numerator, computed = numerators.get(code, (0, now))
+            for index in indices[: numerator - baseline.get(code, 0)]:
+                if watched.seen[index] is None:
+                    watched.seen[index], watched.computed[index] = now, computed
         await asyncio.sleep(POLL_SECONDS)
-    return seen
+    return watched
 
 
 async def _second_worker(settings: Settings, work: Path, join: float, leave: float) -> Figures:
@@ -455,15 +473,31 @@ def _worst_by_bucket(pairs: list[tuple[float, float]], start_at: float) -> list[
     return [round(worst[b], 2) if b in worst else None for b in range(max(worst, default=-1) + 1)]
 
 
-def _latencies(sent: list[float], seen: list[float | None], start_at: float) -> Figures:
-    pairs = [(s, t - s) for s, t in zip(sent, seen, strict=True) if t is not None]
-    ordered = sorted(delay for _s, delay in pairs)
-    figures: Figures = {"probes": len(sent), "seen": len(ordered)}
-    if ordered:
-        for share in (0.5, 0.95, 0.99):
-            figures[f"p{round(share * 100)}_s"] = round(_percentile(ordered, share), 3)
-        figures["max_s"] = round(ordered[-1], 3)
-        figures["max_by_5s"] = _worst_by_bucket(pairs, start_at)
+def _shares(delays: Sequence[float], prefix: str = "") -> Figures:
+    ordered = sorted(delays)
+    figures: Figures = {}
+    for share in (0.5, 0.95, 0.99):
+        figures[f"{prefix}p{round(share * 100)}_s"] = round(_percentile(ordered, share), 3)
+    figures[f"{prefix}max_s"] = round(ordered[-1], 3)
+    return figures
+
+
+def _latencies(sent: list[float], watched: Watched, start_at: float) -> Figures:
+    """Publish → read back, and its two parts: publish → computed by stage 2 (the
+    stream), computed → read back (the sink, the store, the poll). A row read back may
+    be a later computation than the probe's own, so the stream's part is an upper
+    bound and the store's a lower one."""
+    seen = [
+        (s, t, c)
+        for s, t, c in zip(sent, watched.seen, watched.computed, strict=True)
+        if t is not None and c is not None
+    ]
+    figures: Figures = {"probes": len(sent), "seen": len(seen)}
+    if seen:
+        figures |= _shares([t - s for s, t, _ in seen])
+        figures["max_by_5s"] = _worst_by_bucket([(s, t - s) for s, t, _ in seen], start_at)
+        figures["stream"] = _shares([max(c - s, 0.0) for s, _, c in seen])
+        figures["store"] = _shares([max(t - c, 0.0) for _, t, c in seen])
     return figures
 
 
@@ -482,8 +516,8 @@ async def _probe_phase(
     if work is not None:
         join, leave = (plan.start_at + share * args.seconds for share in (JOIN_AT, LEAVE_AT))
         side = asyncio.create_task(_second_worker(settings, work, join, leave))
-    seen = await _watch(store, plan)
-    figures = _latencies(await publishing, seen, plan.start_at)
+    watched = await _watch(store, plan)
+    figures = _latencies(await publishing, watched, plan.start_at)
     if side is not None:
         figures["second_worker"] = await side | {
             "joined_at_s": JOIN_AT * args.seconds,
@@ -500,11 +534,15 @@ async def _latency(
     await pipeline.start()
     try:
         await pipeline.wait_until_ready()
+        recovered = round(time.monotonic() - started, 1)  # tables read back, partitions held
         ends = await asyncio.to_thread(
             end_offsets, settings.kafka_bootstrap or "", settings.topic(TOPIC_VISITS)
         )
         await pipeline.wait_until_stored(ends)  # the restart's recompute is in the store
-        figures: Figures = {"ready_after_s": round(time.monotonic() - started, 1)}
+        figures: Figures = {
+            "recovered_after_s": recovered,
+            "ready_after_s": round(time.monotonic() - started, 1),
+        }
         figures["steady"] = await _probe_phase(store, settings, args, "steady")
         if "rebalance" not in args.skip:
             figures["rebalance"] = await _probe_phase(store, settings, args, "rebalance", work)
@@ -597,9 +635,14 @@ def _rate_text(line: Figures) -> str:
 def _latency_text(phase: Figures) -> str:
     if "p99_s" not in phase:
         return f"no probe seen of {phase['probes']}"
+    parts = "".join(
+        f"; {name} p50 {phase[name]['p50_s']:.2f} / p99 {phase[name]['p99_s']:.2f}"
+        for name in ("stream", "store")
+        if name in phase
+    )
     return (
         f"p50 {phase['p50_s']:.2f} / p95 {phase['p95_s']:.2f} / p99 {phase['p99_s']:.2f} "
-        f"/ max {phase['max_s']:.2f} s, {phase['seen']:,} of {phase['probes']:,} seen"
+        f"/ max {phase['max_s']:.2f} s, {phase['seen']:,} of {phase['probes']:,} seen{parts}"
     )
 
 
@@ -630,6 +673,8 @@ def _latency_rows(figures: Figures) -> list[tuple[str, str]]:
     latency = figures.get("latency", {})
     rows = []
     if "ready_after_s" in latency:
+        recovered = f"{latency['recovered_after_s']:>10,.1f} s"
+        rows.append(("6 restart on the history: tables recovered", recovered))
         ready = f"{latency['ready_after_s']:>10,.1f} s"
         rows.append(("6 restart on the history: ready and settled", ready))
     if "steady" in latency:
