@@ -59,6 +59,12 @@ ROWS_PER_MESSAGE = 2000
 # sending rows the next contributions change again.
 COMPUTE_COST_FACTOR = 4.0
 COMPUTE_MIN_SECONDS = 2.0
+# How many messages may follow a tick in its partition with the tick still at the head:
+# live, stage 1 sends each partition a few messages a second, so a tick is often not
+# the very last one, and holding its computation back for COMPUTE_MIN_SECONDS then put
+# seconds on the freshness of the rows (measured: publish → computed p99 2.1 s). A
+# backfill is thousands of messages behind.
+HEAD_BACKLOG = 64
 
 
 def progress_key(partition: int) -> bytes:
@@ -173,13 +179,13 @@ class ScopeStage:
         return known
 
     def _due(self, message: Any) -> bool:
-        """Whether a tick computes. At the head of the topic every tick does. With a
-        backlog waiting, computing at most every COMPUTE_COST_FACTOR times its own cost
-        keeps the time on contributions; the tick at the head computes everything."""
+        """Whether a tick computes. At the head of the topic (HEAD_BACKLOG) every tick
+        does. Further behind, computing at most every COMPUTE_COST_FACTOR times its own
+        cost keeps the time on contributions; the tick at the head computes everything."""
         owned = self.owned.get(message.partition)
         if owned is None or message.offset < owned.computes_from:
             return False
-        return _backlog(self.app, message.tp, message.offset) <= 0 or (
+        return _backlog(self.app, message.tp, message.offset) <= HEAD_BACKLOG or (
             time.monotonic() >= owned.next_compute
         )
 
