@@ -61,9 +61,8 @@ COMPUTE_COST_FACTOR = 4.0
 COMPUTE_MIN_SECONDS = 2.0
 # How many messages may follow a tick in its partition with the tick still at the head:
 # live, stage 1 sends each partition a few messages a second, so a tick is often not
-# the very last one, and holding its computation back for COMPUTE_MIN_SECONDS then put
-# seconds on the freshness of the rows (measured: publish → computed p99 2.1 s). A
-# backfill is thousands of messages behind.
+# the very last one, and holding its computation back for COMPUTE_MIN_SECONDS would put
+# seconds on the freshness of its rows. A backfill is thousands of messages behind.
 HEAD_BACKLOG = 64
 
 
