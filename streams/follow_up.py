@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from streams.indicators import Value
+from streams.indicators import Value, kept, kept_day
 from vizita.contract.indicators import FOLLOW_UP_DAYS
 from vizita.contract.messages import VisitEntry
 from vizita.contract.municipalities import ALL_KOSOVO
@@ -52,7 +52,8 @@ def completed_of(entry: VisitEntry | None) -> Completed | None:
     if entry.municipality is None or "completed" not in entry.contribution.conditions:
         return None
     at_risk = "ref_den" in entry.contribution.conditions  # completed, with a risk flag
-    return Completed(entry.contribution.household_id, entry.municipality, entry.day, at_risk)
+    household = kept(entry.contribution.household_id)
+    return Completed(household, kept(entry.municipality), kept_day(entry.day), at_risk)
 
 
 @dataclass

@@ -9,6 +9,7 @@ window over the buckets.
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -74,11 +75,26 @@ class DayBucket:
         for condition in conditions:
             _bump(self.counts, condition, sign)
         if "completed" in conditions:
-            _bump(self.households, item.household_id, sign)
-            _bump(self.nurses, item.nurse_id, sign)
+            _bump(self.households, kept(item.household_id), sign)
+            _bump(self.nurses, kept(item.nurse_id), sign)
 
     def is_empty(self) -> bool:
         return not self.counts
+
+
+def kept(text: str) -> str:
+    """The one object of an id the rollup keeps: a string decoded from a message is a
+    new object each time, and the rollup keeps ids per visit, scope and day (a
+    household's id, held once, instead of once per bucket and per visit)."""
+    return sys.intern(text)
+
+
+_DAYS: dict[date, date] = {}
+
+
+def kept_day(day: date) -> date:
+    """The one object of a day the rollup keeps (as `kept`)."""
+    return _DAYS.setdefault(day, day)
 
 
 def _bump(counter: Counter[str], key: str, by: int) -> None:

@@ -16,7 +16,7 @@ from streams.indicators import DayBucket, Value, contribution, scope_values, win
 from vizita.contract.codes import OUTCOMES, REFERRALS, RISK_FLAGS, TOPICS, VISIT_TYPES
 from vizita.contract.events import UpsertEvent
 from vizita.contract.indicators import SCOPE_INDICATORS, WINDOWS
-from vizita.contract.messages import Contribution, decode, encode
+from vizita.contract.messages import CONDITION_BIT, Contribution, decode, encode
 
 BASE = date(2024, 3, 1)
 SPAN = 40  # contributions fall on BASE .. BASE + SPAN - 1
@@ -426,3 +426,19 @@ def test_window_edges_by_example() -> None:
     assert row(30, 30, "visits_completed").numerator == 1
     assert row(30, 37, "visits_completed").numerator == 0
     assert row(7, -1, "visits_completed").numerator == 0
+
+
+def test_a_day_bucket_keeps_one_object_per_id() -> None:
+    # Decoded messages bring a new string per id each time; the rollup holds ids per
+    # visit, scope and day, so the buckets keep the one object of each.
+    ids = ["hh-" + "0a1b2c3d4e5f", "n-" + "istog-13"]
+    first = Contribution(ids[0], ids[1], 1 << CONDITION_BIT["completed"])
+    again = Contribution("".join(["hh-0a1b", "2c3d4e5f"]), "".join(["n-ist", "og-13"]), first.flags)
+    assert again.household_id is not first.household_id  # as decoding makes them
+    one, other = DayBucket(), DayBucket()
+    one.add(first)
+    other.add(again)
+    [household], [same] = one.households, other.households
+    assert household is same
+    [nurse], [also] = one.nurses, other.nurses
+    assert nurse is also
