@@ -266,8 +266,7 @@ def worker_line(
 def _peak_rss_mb(process: subprocess.Popen[bytes]) -> float:
     """The child's own peak RSS, read from its VmHWM until it exits. Not wait4's
     ru_maxrss: Linux keeps in it the RSS the child had before exec, which is this
-    process's own (a year of payloads simulated here once made a worker of 1.0 GB read
-    as 1.9 GB)."""
+    process's own (1.9 GB once a year of payloads is simulated here)."""
     peak_kb = 0
     status = Path(f"/proc/{process.pid}/status")
     while process.poll() is None:
