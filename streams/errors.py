@@ -9,3 +9,8 @@ class StreamError(VizitaError):
 
 class NoBootstrap(StreamError):
     """The stream was asked to start without a Kafka bootstrap address."""
+
+
+class StreamStalled(StreamError):
+    """A stage has not moved past events waiting on one of its partitions for the
+    stall limit: something it waits on never answers."""

@@ -8,6 +8,7 @@ them with the topics and the tables.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +21,7 @@ from streams.runtime.durable import Health, batch_agent, delivered
 from streams.runtime.shared import StageTopics, StreamStats
 from streams.runtime.stage1 import RevisionStage
 from streams.runtime.stage2 import PROGRESS_TABLE, ScopeStage, send_ticks
+from streams.runtime.watch import watch_for_stalls
 from vizita.contract.settings import Settings
 from vizita.contract.targets import Targets
 
@@ -67,6 +69,12 @@ class Streams:
         topics = StageTopics(self._app, settings)
         self._wire_revisions(topics, settings)
         self._wire_scopes(topics, settings, targets)
+        self._stall_seconds = settings.stall_seconds
+        self._agents = {
+            topics.visits.get_topic_name(): "revisions",
+            topics.contributions.get_topic_name(): "scopes",
+        }
+        self._watch: asyncio.Task[None] | None = None
 
     def _wire_revisions(self, topics: StageTopics, settings: Settings) -> None:
         stage = RevisionStage(self._app, topics, settings.partitions)
@@ -95,8 +103,18 @@ class Streams:
 
     async def start(self) -> None:
         await self._app.start()
+        self._watch = asyncio.create_task(watch_for_stalls(
+            self._app, self._agents, limit=self._stall_seconds, ready=self.ready,
+            health=self.health,
+        ), name="stall-watch")  # fmt: skip
 
     async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        if self.health.failures:
+            self._app.consumer.abandon_unacked()  # a failed stage never finishes its batch
         await self._app.stop()
 
     def ready(self) -> bool:

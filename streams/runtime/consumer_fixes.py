@@ -65,6 +65,20 @@ class VizitaConsumer(faust_aiokafka.Consumer):
         self._unacked_messages.discard(message)
         return False
 
+    def abandon_unacked(self) -> None:
+        """Let go of every message a stage took and never finished, without marking any
+        safe to commit: after a fault the stop does not wait for them (faust's
+        `wait_empty` would, for ever), and the restart processes them again."""
+        for message in list(self._unacked_messages):
+            message.acked = True
+        self._unacked_messages.clear()
+
+    def committed_position(self, tp: TP) -> int | None:
+        """The next offset of `tp` the group has committed, as this consumer last saw
+        it (at its own commits and at every rebalance's seek); None before any."""
+        committed: int | None = self._committed_offset.get(tp)
+        return committed
+
     def _is_current(self, message: Message) -> bool:
         app = self.app
         generation = cast(int | None, getattr(message, "generation_id", None))

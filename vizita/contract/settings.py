@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     # Stages take events in batches of at most this many, waiting at most this long.
     batch_events: int = Field(default=1000, ge=1, le=100_000)
     batch_seconds: float = Field(default=0.05, gt=0, le=10)
+    # A stage that has not moved past events waiting on a partition it holds for this
+    # long has stalled: the worker stops loudly, for its supervisor to restart it. Long
+    # enough for a stage 2 batch that recomputes a year after a take-over.
+    stall_seconds: float = Field(default=120.0, ge=1)
     # Store: chdb:///abs/path (embedded) or clickhouse://user:pw@host:9000/vizita.
     store_url: SecretStr = SecretStr(f"chdb://{DEFAULT_DATA_DIR / 'store'}")
     database: str = Field(default="vizita", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -1,0 +1,118 @@
+"""The stall watch on the running app: `streams.stalls` fed from Faust's consumer.
+
+Every few seconds the watch reads the partitions of the stages' source topics that this
+worker holds: the position the group has committed and the end Kafka reports. A
+partition with events waiting whose position has not moved for `limit` seconds fails
+the stream through `Health` (the runner then stops the worker loudly, and the
+supervisor restarts it), after one log line that says what every task of the worker's
+event loops is waiting on: a stall leaves no other trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from streams.errors import StreamStalled
+from streams.runtime.durable import Health
+from streams.stalls import Reading, StallWatch
+
+log = structlog.get_logger(__name__)
+
+#: the watch reads the partitions at most this far apart (and four times per limit)
+READ_EVERY_SECONDS = 5.0
+#: a task's await chain is cut after this many links
+CHAIN_LINKS = 16
+#: a task's name is cut after this many characters (faust names some by their repr)
+TASK_NAME_CHARACTERS = 60
+
+
+async def watch_for_stalls(
+    app: Any, agents: Mapping[str, str], *, limit: float, ready: Callable[[], bool],
+    health: Health,
+) -> None:  # fmt: skip
+    """Until a stall: `agents` maps each source topic's name to the agent reading it."""
+    watch = StallWatch(limit)
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(min(READ_EVERY_SECONDS, limit / 4))
+        if not ready():
+            watch.reset()
+            continue
+        stalls = watch.observe(loop.time(), readings(app.consumer, agents))
+        if stalls:
+            described = [stall.describe() for stall in stalls]
+            log.error("stream.stalled", partitions=described, tasks=waiting_tasks(app))
+            agent = agents[stalls[0].partition.rpartition("/")[0]]
+            health.fail(agent, StreamStalled("; ".join(described)))
+            return
+
+
+def readings(consumer: Any, agents: Mapping[str, str]) -> dict[str, Reading]:
+    """The held partitions of the agents' topics whose position and end are known."""
+    found = {}
+    for tp in consumer.assignment():
+        if tp.topic not in agents:
+            continue  # a changelog: read while the tables recover, not by a stage
+        end = consumer.highwater(tp)
+        position = consumer.committed_position(tp)
+        if end is not None and position is not None:
+            found[f"{tp.topic}/{tp.partition}"] = Reading(position, end)
+    return found
+
+
+def waiting_tasks(app: Any) -> list[str]:
+    """Each task of the app's event loop and of its consumer's thread, with the chain
+    of awaits it is suspended in (innermost last)."""
+    loops = [asyncio.get_running_loop()]
+    thread_loop = getattr(getattr(app.consumer, "_thread", None), "thread_loop", None)
+    if isinstance(thread_loop, asyncio.AbstractEventLoop):
+        loops.append(thread_loop)
+    lines = []
+    for loop in loops:
+        for task in _tasks_of(loop):
+            name = task.get_name()[:TASK_NAME_CHARACTERS]
+            lines.append(f"{name}: {' -> '.join(await_chain(task.get_coro()))}")
+    return sorted(lines)
+
+
+def _tasks_of(loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
+    # Another thread's loop may add a task while its set is read: try again.
+    for _ in range(3):
+        with contextlib.suppress(RuntimeError):
+            return list(asyncio.all_tasks(loop))
+    return []
+
+
+def await_chain(awaitable: Any) -> list[str]:
+    """Where a suspended coroutine is, then what it awaits, link by link."""
+    return list(_links(awaitable))[:CHAIN_LINKS]
+
+
+def _links(awaitable: Any) -> Iterator[str]:
+    while awaitable is not None:
+        if type(awaitable).__name__ == "coroutine_wrapper":
+            # What `coroutine.__await__()` returns (faust's agents are awaited through
+            # it): its one reference is the coroutine, which has no other way out.
+            awaitable = next(iter(gc.get_referents(awaitable)), None)
+            continue
+        frame = _first_of(awaitable, ("cr_frame", "gi_frame", "ag_frame"))
+        if frame is None:
+            yield type(awaitable).__name__  # a future (its FutureIter), or an awaitable object
+            return
+        yield f"{frame.f_code.co_name} ({Path(frame.f_code.co_filename).name}:{frame.f_lineno})"
+        awaitable = _first_of(awaitable, ("cr_await", "gi_yieldfrom", "ag_await"))
+
+
+def _first_of(awaitable: Any, attributes: tuple[str, ...]) -> Any:
+    for attribute in attributes:
+        found = getattr(awaitable, attribute, None)
+        if found is not None:
+            return found
+    return None

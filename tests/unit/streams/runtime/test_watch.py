@@ -1,0 +1,107 @@
+"""The stall watch's runtime side (streams.runtime.watch): which partitions it reads,
+what it says a stuck task waits on, and that a stall fails the stream's health."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from faust.types import TP
+
+from streams.errors import StreamStalled
+from streams.runtime import watch
+from streams.runtime.durable import Health
+from streams.stalls import Reading
+
+AGENTS = {"v.visits": "revisions", "v.visit-contributions": "scopes"}
+
+
+@dataclass
+class FakeConsumer:
+    ends: dict[TP, int | None]
+    committed: dict[TP, int] = field(default_factory=dict)
+
+    def assignment(self) -> set[TP]:
+        return set(self.ends)
+
+    def highwater(self, tp: TP) -> int | None:
+        return self.ends[tp]
+
+    def committed_position(self, tp: TP) -> int | None:
+        return self.committed.get(tp)
+
+
+def test_only_the_stages_partitions_with_known_positions_are_read() -> None:
+    consumer = FakeConsumer(
+        ends={TP("v.visits", 0): 9, TP("v.visits", 1): 4, TP("v.visits", 2): None,
+              TP("v.visit-state-changelog", 0): 99},
+        committed={TP("v.visits", 0): 7, TP("v.visits", 2): 3,
+                   TP("v.visit-state-changelog", 0): 1},
+    )  # fmt: skip
+    assert watch.readings(consumer, AGENTS) == {"v.visits/0": Reading(7, 9)}
+
+
+async def _never() -> None:
+    await asyncio.Event().wait()
+
+
+async def _handler() -> None:
+    await _never()
+
+
+def test_the_await_chain_names_each_coroutine_down_to_the_future() -> None:
+    async def run() -> list[str]:
+        task = asyncio.create_task(_handler())
+        await asyncio.sleep(0)
+        chain = watch.await_chain(task.get_coro())
+        task.cancel()
+        return chain
+
+    chain = asyncio.run(run())
+    assert [link.split(" ")[0] for link in chain] == ["_handler", "_never", "wait", "FutureIter"]
+    assert "test_watch.py:" in chain[0]
+
+
+def test_a_stuck_partition_fails_the_stream_and_logs_what_waits(monkeypatch: Any) -> None:
+    consumer = FakeConsumer(ends={TP("v.visit-contributions", 1): 50},
+                            committed={TP("v.visit-contributions", 1): 20})  # fmt: skip
+    app = type("App", (), {"consumer": consumer})()
+    logged: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        watch.log, "error", lambda event, **kw: logged.append({"event": event, **kw})
+    )
+    health = Health()
+
+    async def run() -> tuple[str, BaseException]:
+        stuck = asyncio.create_task(_handler(), name="scopes-batch")
+        watcher = asyncio.create_task(
+            watch.watch_for_stalls(app, AGENTS, limit=0.2, ready=lambda: True, health=health)
+        )
+        failure = await asyncio.wait_for(health.wait_failed(), 5)
+        await watcher
+        stuck.cancel()
+        return failure
+
+    where, why = asyncio.run(run())
+    assert where == "scopes"
+    assert isinstance(why, StreamStalled)
+    assert str(why).startswith("v.visit-contributions/1 at offset 20 with 30 events waiting")
+    assert logged[0]["event"] == "stream.stalled"
+    assert any(line.startswith("scopes-batch: _handler") for line in logged[0]["tasks"])
+
+
+def test_no_stall_while_the_stream_is_not_ready() -> None:
+    consumer = FakeConsumer(ends={TP("v.visits", 0): 50}, committed={TP("v.visits", 0): 20})
+    app = type("App", (), {"consumer": consumer})()
+    health = Health()
+
+    async def run() -> bool:
+        watcher = asyncio.create_task(
+            watch.watch_for_stalls(app, AGENTS, limit=0.2, ready=lambda: False, health=health)
+        )
+        await asyncio.sleep(1.0)
+        watcher.cancel()
+        return bool(health.failures)
+
+    assert asyncio.run(run()) is False
