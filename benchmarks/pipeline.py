@@ -129,7 +129,7 @@ def _env(settings: Settings, clock: str, data_dir: Path) -> dict[str, str]:
         "VIZITA_KAFKA_BOOTSTRAP": settings.kafka_bootstrap or "",
         "VIZITA_DATA_DIR": str(data_dir),
         "VIZITA_CLOCK": clock,
-        "VIZITA_LOG_LEVEL": "warning",
+        "VIZITA_LOG_LEVEL": settings.log_level,
         "VIZITA_LOG_FORMAT": "console",
     }
 
@@ -735,6 +735,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile", type=Path, help="record the worker line with py-spy (speedscope JSON)"
     )
+    parser.add_argument("--log-level", default="warning", help="of the pipeline and workers")
     parser.add_argument("--skip", default="", help=f"comma-separated, of: {', '.join(LINES)}")
     args = parser.parse_args(argv)
     args.skip = set(filter(None, args.skip.split(",")))
@@ -756,7 +757,7 @@ def _events(args: argparse.Namespace, settings: Settings, work: Path) -> tuple[i
 
 
 def run_lines(args: argparse.Namespace, bootstrap: str, work: Path) -> Figures:
-    settings = Settings(kafka_bootstrap=bootstrap, data_dir=work / "data", log_level="warning")
+    settings = Settings(kafka_bootstrap=bootstrap, data_dir=work / "data", log_level=args.log_level)
     ensure_pipeline_topics(settings)
     count, published = _events(args, settings, work)
     topic, skip = settings.topic(TOPIC_VISITS), args.skip

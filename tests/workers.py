@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kafka import KafkaAdminClient
 
 from producers.publish import publish
 from producers.simulator import SimulationConfig, simulate
@@ -137,6 +138,23 @@ def wait_for_progress(settings: Settings, least: int) -> int:
         # Not faster: an admin client a few times a second slows the group's first join.
         time.sleep(0.5)
     raise AssertionError("the worker made no progress")
+
+
+def wait_for_members(settings: Settings, count: int) -> None:
+    """Until the stages' consumer group is stable with `count` members (a worker that
+    has joined holds partitions)."""
+    deadline = time.monotonic() + WORKER_TIMEOUT
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    group: dict[str, Any] = {}
+    try:
+        while time.monotonic() < deadline:
+            group = admin.describe_groups([settings.app_id]).get(settings.app_id, {})
+            if group.get("group_state") == "Stable" and len(group.get("members", [])) == count:
+                return
+            time.sleep(0.5)
+    finally:
+        admin.close()
+    raise AssertionError(f"the group never had {count} members: {group.get('group_state')}")
 
 
 def assert_same(table: str, actual: list[Any], expected: list[Any]) -> None:

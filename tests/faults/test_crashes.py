@@ -49,6 +49,21 @@ def _bounce(broker: LocalBroker) -> None:
     broker.start()
 
 
+def _progress_supervised(
+    settings: Settings, store: Path, worker: subprocess.Popen[bytes], least: int
+) -> subprocess.Popen[bytes]:
+    """Until stage 1 has committed `least` events, starting the worker again whenever it
+    exits (one that starts while the broker is down stops loudly, and its supervisor
+    starts it again); the worker running then."""
+    deadline = time.monotonic() + WORKER_TIMEOUT
+    while processed(settings) < least:
+        assert time.monotonic() < deadline, "the worker made no progress"
+        if worker.poll() is not None:
+            worker = start_worker(settings, store)
+        time.sleep(0.5)
+    return worker
+
+
 def _finish_supervised(settings: Settings, store: Path) -> list[int]:
     """Run a worker to the end, starting it again when it exits with an error (as
     systemd or Kubernetes would); the exit codes it had."""
@@ -93,9 +108,8 @@ def test_five_kills_and_a_broker_restart_in_one_backfill(
         wait_for_progress(settings, min(least, int(len(backfill) * LAST_KILL_BEFORE)))
         time.sleep(rng.uniform(0.0, 0.1))
         if kill == KILLS // 2 + 1:
-            _bounce(own_kafka)  # under a running worker
-            if worker.poll() is None:
-                wait_for_progress(settings, processed(settings) + 1)
+            _bounce(own_kafka)  # under a running worker, or one still starting
+            worker = _progress_supervised(settings, store, worker, processed(settings) + 1)
         _kill(worker)
         worker = start_worker(settings, store)
     _kill(worker)

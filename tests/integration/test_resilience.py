@@ -23,6 +23,7 @@ from workers import (
     publish_all,
     scenario_settings,
     start_worker,
+    wait_for_members,
     wait_for_progress,
 )
 
@@ -75,6 +76,49 @@ def shared(
         helper.send_signal(signal.SIGTERM)
         helper.wait(60)
     return dump(work / "store", "two")
+
+
+@pytest.fixture(scope="module")
+def joined(
+    kafka: LocalBroker, payloads: list[bytes], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """The tables when a second worker joins mid-stream and leaves before the end: the
+    partitions it takes on are handed over twice while events wait (the stream comes in
+    thirds, so that each move lands mid-stream)."""
+    work = tmp_path_factory.mktemp("joined")
+    settings = scenario_settings(kafka, "join", work).model_copy(
+        update={"batch_events": SMALL_BATCH_EVENTS}
+    )
+    third = len(payloads) // 3
+    publish_all(settings, payloads[:third])
+    main = start_worker(settings, work / "store")
+    try:
+        wait_for_progress(settings, third // 2)
+        helper = start_worker(settings, work / "unused", "--no-sink")
+        wait_for_members(settings, 2)
+        publish_all(settings, payloads[third : 2 * third])
+        wait_for_progress(settings, third + third // 2)
+        helper.send_signal(signal.SIGTERM)
+        assert helper.wait(60) == 0
+        publish_all(settings, payloads[2 * third :])
+        wait_for_progress(settings, len(payloads))
+    finally:
+        main.send_signal(signal.SIGTERM)
+        main.wait(60)
+    # whatever the sink had not written yet, a worker run to the end writes
+    finish(start_worker(settings, work / "store", "--exit-when-done"))
+    return dump(work / "store", "join")
+
+
+@pytest.mark.parametrize("table", ["visits", "dead_letters", "indicator_values"])
+def test_a_worker_joining_and_leaving_keeps_every_table(
+    joined: dict[str, Any], reference: dict[str, Any], table: str
+) -> None:
+    assert_same(table, joined[table], reference[table])
+
+
+def test_a_worker_joining_and_leaving_keeps_the_alert_rule(joined: dict[str, Any]) -> None:
+    check_alerts(joined)
 
 
 @pytest.mark.parametrize("table", ["visits", "dead_letters"])
