@@ -19,6 +19,13 @@ rebalance loses messages (seen here: a restarted worker handled offset 910, then
    messages in flight then (their positions not moved back) lost them for good (seen:
    stage-2 offsets 333 to 413 never handled, after five kills).
 
+   The same loop never hands over past a hole: a seek landing while a batch is handed
+   over drops the rest of it, but the fetch position has moved on, and faust commits
+   the consecutive offsets acknowledged after the hole as if it were not there (seen:
+   a worker that joined and took partitions on within a second lost offsets 390 to
+   402 of one). A message beyond the next offset of a committing topic makes the loop
+   fetch that partition again from the last offset it handed over.
+
 3. **A partition with nothing committed was not sought.** At a rebalance faust seeks
    every partition to its committed offset (aiokafka's `seek_to_committed`), but one
    with no committed offset yet (a new group, or a worker that died before its first
@@ -56,6 +63,9 @@ class VizitaConsumer(faust_aiokafka.Consumer):
     # table recovery seeks the changelogs this same consumer reads, which moves no
     # stream partition: their messages in flight must still be handed over.
     _epochs: dict[TP, int] | None = None
+    # Per partition, the offset it was last fetched again from after a hole (see
+    # `_went_past`): the same hole again is a real one.
+    _sought_back: dict[TP, int] | None = None
 
     def ack(self, message: Message) -> bool:
         if self._is_current(message):
@@ -152,6 +162,7 @@ class VizitaConsumer(faust_aiokafka.Consumer):
         """Hand a fetched batch to the streams, message by message, but none of a
         partition sought meanwhile (it will be fetched again from the new position)."""
         handed, epochs, fetched = 0, self._epoch_table(), None
+        behind: dict[TP, int] = {}  # partitions to fetch again, from this offset
         async for tp, message in batch:
             fetched = dict(epochs) if fetched is None else fetched
             handed += 1
@@ -160,6 +171,11 @@ class VizitaConsumer(faust_aiokafka.Consumer):
             read = self._read_offset[tp]
             if read is not None and message.offset < read:
                 continue  # already handed over since the last seek
+            if tp in behind:
+                continue
+            if read is not None and self._went_past(tp, read, message):
+                behind[tp] = read
+                continue
             await self._note_gap(tp, read, message)
             await self._maybe_commit()
             if epochs.get(tp, 0) != fetched.get(tp, 0):
@@ -168,6 +184,25 @@ class VizitaConsumer(faust_aiokafka.Consumer):
             if epochs.get(tp, 0) != fetched.get(tp, 0):
                 continue
             self._read_offset[tp] = message.offset
+        for tp, offset in behind.items():
+            self._sought_back_table()[tp] = offset
+            await self.seek(tp, offset)
+
+    def _went_past(self, tp: TP, read: int, message: Message) -> bool:
+        """Whether the fetch went past messages of a committing topic never handed over:
+        a seek that lands while a batch is handed over drops the rest of the batch as
+        stale, but the position has moved on, and faust would commit past the hole
+        (seen: two workers, offsets 390 to 402 of a partition never processed). The
+        partition is fetched again from the last offset handed over (or sought to); if
+        the hole is there again, it is real (retention, compaction) and counts as acked."""
+        if message.offset - read <= 1 or not self.app.topics.acks_enabled_for(message.topic):
+            return False
+        return self._sought_back_table().get(tp) != read
+
+    def _sought_back_table(self) -> dict[TP, int]:
+        if self._sought_back is None:
+            self._sought_back = {}
+        return self._sought_back
 
     async def _deliver(self, message: Message) -> None:
         """Give a message to the streams, as faust does, but without four tasks a message

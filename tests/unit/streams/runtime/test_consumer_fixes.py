@@ -60,6 +60,14 @@ def _consumer(on_message: Callable[[VizitaConsumer, _Message], Awaitable[None]])
         def wait(self) -> Awaitable[None]:
             return asyncio.sleep(3600)
 
+    async def seek(tp: TP, offset: int) -> None:
+        consumer.sought.append((tp, offset))
+
+    async def add_gap(tp: TP, start: int, end: int) -> None:
+        consumer.gaps.append((tp, start, end))
+
+    consumer.sought, consumer.gaps = [], []
+    consumer.seek, consumer._add_gap = seek, add_gap
     consumer.callback = callback
     consumer.wait_first = wait_first
     consumer.raced = 0  # how many hand-overs raced the flow's suspension (with tasks)
@@ -164,3 +172,32 @@ def test_a_seek_of_one_partition_drops_the_rest_of_its_messages_only() -> None:
     # The message in flight when its partition was sought is not recorded as read.
     assert consumer._read_offset[STREAM_A] is None
     assert consumer._read_offset[STREAM_B] == 21
+
+
+async def _nothing(consumer: VizitaConsumer, message: _Message) -> None:
+    return None
+
+
+def test_a_fetch_past_messages_never_handed_over_fetches_them_again() -> None:
+    consumer = _consumer(_nothing)
+    consumer._read_offset[STREAM_A] = 10  # handed over up to 10; 11 to 13 were dropped
+    handed = _hand_over(consumer, [(STREAM_A, 14), (STREAM_B, 20), (STREAM_A, 15)])
+    assert handed == [(1, 20)]  # nothing of A past the hole
+    assert consumer.sought == [(STREAM_A, 10)]  # fetched again from the last handed over
+    assert consumer.gaps == []  # and the hole is not acknowledged
+
+
+def test_the_same_hole_after_fetching_again_is_a_real_one() -> None:
+    consumer = _consumer(_nothing)
+    consumer._read_offset[STREAM_A] = 10
+    consumer._sought_back = {STREAM_A: 10}  # fetched again from 10 already
+    assert _hand_over(consumer, [(STREAM_A, 14)]) == [(0, 14)]
+    assert consumer.sought == []
+    assert consumer.gaps == [(STREAM_A, 11, 14)]  # retention or compaction: acked
+
+
+def test_consecutive_offsets_are_no_hole() -> None:
+    consumer = _consumer(_nothing)
+    consumer._read_offset[STREAM_A] = 10
+    assert _hand_over(consumer, [(STREAM_A, 11), (STREAM_A, 12)]) == [(0, 11), (0, 12)]
+    assert (consumer.sought, consumer.gaps) == ([], [])
