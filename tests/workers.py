@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient
 
 from producers.publish import publish
 from producers.simulator import SimulationConfig, simulate
@@ -30,7 +29,7 @@ from vizita.contract.settings import Settings
 from vizita.contract.targets import load_targets
 from vizita.contract.topics import TOPIC_VISITS
 from vizita.contract.validation import ValidEvent, validate_payload
-from vizita.kafka.admin import committed_offsets, ensure_pipeline_topics
+from vizita.kafka.admin import committed_offsets, ensure_pipeline_topics, group_members
 
 DUMP = Path(__file__).parent / "dump_store.py"
 WORKER_TIMEOUT = 240
@@ -144,17 +143,13 @@ def wait_for_members(settings: Settings, count: int) -> None:
     """Until the stages' consumer group is stable with `count` members (a worker that
     has joined holds partitions)."""
     deadline = time.monotonic() + WORKER_TIMEOUT
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    group: dict[str, Any] = {}
-    try:
-        while time.monotonic() < deadline:
-            group = admin.describe_groups([settings.app_id]).get(settings.app_id, {})
-            if group.get("group_state") == "Stable" and len(group.get("members", [])) == count:
-                return
-            time.sleep(0.5)
-    finally:
-        admin.close()
-    raise AssertionError(f"the group never had {count} members: {group.get('group_state')}")
+    state = None
+    while time.monotonic() < deadline:
+        state, members = group_members(settings.kafka_bootstrap or "", settings.app_id)
+        if state == "Stable" and members == count:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the group never had {count} members: {state}")
 
 
 def assert_same(table: str, actual: list[Any], expected: list[Any]) -> None:

@@ -138,6 +138,14 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
             if tp.topic == topic and meta.offset >= 0}  # fmt: skip
 
 
+def group_members(bootstrap: str, group: str) -> tuple[str | None, int]:
+    """(the group's state, e.g. "Stable", and how many members it has), asked through the
+    admin API as `committed_offsets` is."""
+    with _admin(bootstrap) as admin:
+        described = admin.describe_groups([group]).get(group, {})
+    return described.get("group_state"), len(described.get("members", []))
+
+
 def wait_for_group_coordinators(
     bootstrap: str, groups: Iterable[str], timeout: float = 30.0, poll: float = 0.1
 ) -> bool:
