@@ -200,12 +200,10 @@ def entry_of(state: VisitState) -> VisitEntry:
     return VisitEntry(state.key, visit.municipality, visit.local_day, item)
 
 
-def scopes_of(state: VisitState) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(where the visit's entry goes now, the municipalities to remember): its
-    municipality, every one it was in before (there it must count no more), and ALL."""
-    where = state.visit.municipality
-    remembered = tuple(sorted({*state.scopes, where})) if where else state.scopes
-    return (*remembered, ALL_KOSOVO), remembered
+def scopes_of(state: VisitState) -> tuple[str, ...]:
+    """Where the visit's entry goes: every municipality it has been in (where it now is,
+    and those where it must count no more), and ALL."""
+    return (*state.scopes, ALL_KOSOVO)
 
 
 def seen_day(event: Event) -> date | None:

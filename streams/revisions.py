@@ -80,7 +80,11 @@ class VisitState(msgspec.Struct, array_like=True, frozen=True):
     winner: Rank
     best: Rank | None
     seen: int
-    scopes: tuple[str, ...] = ()  # municipalities its entries went to, besides ALL
+    # Every municipality the row has been in, in any state it was folded to: its entries
+    # go to all of them. A batch's entries can reach Kafka while its state is lost in a
+    # crash; the events run again in other batches, and the entry of a state in between
+    # may be all one of those municipalities ever got, so it has to be overtaken there.
+    scopes: tuple[str, ...] = ()
 
     @property
     def row(self) -> dict[str, Any]:
@@ -105,9 +109,6 @@ class VisitState(msgspec.Struct, array_like=True, frozen=True):
             return True
         bits = _id_bits(event_id)
         return self.seen & bits == bits
-
-    def routed_to(self, scopes: tuple[str, ...]) -> VisitState:
-        return msgspec.structs.replace(self, scopes=scopes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +143,7 @@ def first_state(event: Event) -> VisitState:
     ranked = rank(event)
     best = ranked if isinstance(event, UpsertEvent) else None
     row = _row(_identity(event), _details(event), version(ranked, best))
-    return VisitState(row, ranked, best, _id_bits(event.event_id))
+    return VisitState(row, ranked, best, _id_bits(event.event_id), _been_in((), row))
 
 
 def apply_event(state: VisitState | None, event: Event) -> Applied:
@@ -166,7 +167,12 @@ def apply_event(state: VisitState | None, event: Event) -> Applied:
         details = _details(event) if takes_details else _pick(current, DETAIL_FIELDS)
         row = _row(identity, details, version(winner, best))
     seen = state.seen | _id_bits(event.event_id)
-    return Applied(VisitState(row, winner, best, seen, state.scopes), duplicate)
+    return Applied(VisitState(row, winner, best, seen, _been_in(state.scopes, row)), duplicate)
+
+
+def _been_in(scopes: tuple[str, ...], row: VisitRow) -> tuple[str, ...]:
+    where = row.municipality
+    return scopes if where is None or where in scopes else tuple(sorted((*scopes, where)))
 
 
 # --- the state as it is kept in a changelog-backed table -----------------------------------

@@ -148,9 +148,7 @@ class RevisionStage:
         by_scope: dict[str, list[tuple[str, VisitEntry]]] = {}
         for visit_id, state in changed:
             entry = entry_of(state)
-            targets, remembered = scopes_of(state)
-            batch.states[visit_id] = state.routed_to(remembered)
-            for scope in targets:
+            for scope in scopes_of(state):
                 by_scope.setdefault(scope, []).append((visit_id, entry))
         for scope, entries in sorted(by_scope.items()):
             for part in chunks(entries, ENTRIES_PER_MESSAGE):

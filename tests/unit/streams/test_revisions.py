@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams.indicators import scopes_of
 from streams.revisions import (
     VisitState,
     first_state,
@@ -23,6 +24,7 @@ from streams.revisions import (
 )
 from streams.revisions import apply_event as fold_event
 from vizita.contract.events import UpsertEvent, VoidEvent
+from vizita.contract.municipalities import ALL_KOSOVO
 from vizita.contract.validation import Reason, Rejection, validate_payload
 
 Event = UpsertEvent | VoidEvent
@@ -302,6 +304,31 @@ def test_states_survive_the_changelog(case: tuple[list[Event], list[Event]]) -> 
         again = state_from_bytes(state_to_bytes(state))
         assert again == state
         assert again.row == state.row
+
+
+@settings(max_examples=100, deadline=None)
+@given(case=deliveries())
+def test_a_state_keeps_every_municipality_any_earlier_state_was_in(
+    case: tuple[list[Event], list[Event]],
+) -> None:
+    """A batch's entries go out before its states are written: after a crash its events
+    run again, batched otherwise, from the last state written. Whatever a state in
+    between sent its entry to, the state at the end sends the visit's last entry to as
+    well, so that no earlier entry outlives it anywhere."""
+    _, arrival = case
+    final, steps = fold(arrival)
+    for event, applied in steps:
+        sent_then = set(scopes_of(applied.state))
+        assert sent_then <= set(scopes_of(final[event.visit_id]))
+        where = applied.state.visit.municipality
+        assert where is None or where in applied.state.scopes
+
+
+def test_a_visit_moved_within_one_batch_still_reaches_where_it_was() -> None:
+    moved = apply_all(upsert("e1", municipality="gllogoc"),
+                      upsert("e2", revision=2, municipality="fushe_kosove"))  # fmt: skip
+    assert moved.state.scopes == ("fushe_kosove", "gllogoc")
+    assert scopes_of(moved.state) == ("fushe_kosove", "gllogoc", ALL_KOSOVO)
 
 
 # --- examples: duplicates and revisions -----------------------------------------------------------
