@@ -168,11 +168,11 @@ class VizitaConsumer(faust_aiokafka.Consumer):
             handed += 1
             if not handed % _YIELD_EVERY:
                 await asyncio.sleep(0)
+            if tp in behind or epochs.get(tp, 0) != fetched.get(tp, 0):
+                continue  # to be fetched again, or sought since the fetch: stale
             read = self._read_offset[tp]
             if read is not None and message.offset < read:
                 continue  # already handed over since the last seek
-            if tp in behind:
-                continue
             if read is not None and self._went_past(tp, read, message):
                 behind[tp] = read
                 continue
@@ -185,8 +185,12 @@ class VizitaConsumer(faust_aiokafka.Consumer):
                 continue
             self._read_offset[tp] = message.offset
         for tp, offset in behind.items():
-            self._sought_back_table()[tp] = offset
-            await self.seek(tp, offset)
+            # A partition sought meanwhile (a rebalance's seek to the committed offsets)
+            # is where it should be: going back to an offset of before the seek would
+            # pass over every message from the committed one on, never to be acked.
+            if epochs.get(tp, 0) == (fetched or {}).get(tp, 0):
+                self._sought_back_table()[tp] = offset
+                await self.seek(tp, offset)
 
     def _went_past(self, tp: TP, read: int, message: Message) -> bool:
         """Whether the fetch went past messages of a committing topic never handed over:

@@ -201,3 +201,32 @@ def test_consecutive_offsets_are_no_hole() -> None:
     consumer._read_offset[STREAM_A] = 10
     assert _hand_over(consumer, [(STREAM_A, 11), (STREAM_A, 12)]) == [(0, 11), (0, 12)]
     assert (consumer.sought, consumer.gaps) == ([], [])
+
+
+def test_a_partition_sought_after_its_hole_was_seen_is_not_sought_back() -> None:
+    """A rebalance's seek to the committed offsets lands while the batch is handed
+    over: going back to the old offset afterwards would pass over the messages from the
+    committed one on (seen: a worker that took partitions back stalled, 465 events
+    waiting behind a committed offset never acknowledged)."""
+
+    async def rebalance_at_b(consumer: VizitaConsumer, message: _Message) -> None:
+        if message.partition == STREAM_B.partition:
+            consumer._moved((STREAM_A, STREAM_B))  # what perform_seek does
+
+    consumer = _consumer(rebalance_at_b)
+    consumer._read_offset[STREAM_A] = 10
+    assert _hand_over(consumer, [(STREAM_A, 14), (STREAM_B, 20)]) == [(1, 20)]
+    assert consumer.sought == []
+    assert consumer.gaps == []
+
+
+def test_a_message_fetched_before_its_partition_was_sought_notes_no_hole() -> None:
+    async def seek_a_at_b(consumer: VizitaConsumer, message: _Message) -> None:
+        if message.partition == STREAM_B.partition:
+            consumer._moved((STREAM_A,))
+            consumer._read_offset[STREAM_A] = 10  # the committed offset, as faust's seek sets
+
+    consumer = _consumer(seek_a_at_b)
+    consumer._sought_back = {STREAM_A: 10}  # a hole after 10 would count as real
+    assert _hand_over(consumer, [(STREAM_B, 20), (STREAM_A, 14)]) == [(1, 20)]
+    assert (consumer.sought, consumer.gaps) == ([], [])
