@@ -576,6 +576,7 @@ def latency_line(
     would move the clock day from the history's last day to today inside the measured
     minute, which would then pay for a new day of every scope."""
     live = settings.model_copy(update={"clock": "live"})
+    configure_logging(live.log_level, "console")  # the pipeline here logs as the workers do
     store = open_store(f"chdb://{store_path}", live.database)
     try:
         return asyncio.run(_latency(live, store, args, work))
