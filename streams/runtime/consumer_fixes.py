@@ -19,6 +19,17 @@ rebalance loses messages (seen here: a restarted worker handled offset 910, then
    messages in flight then (their positions not moved back) lost them for good (seen:
    stage-2 offsets 333 to 413 never handled, after five kills).
 
+   The epochs are counted where the positions move, in the fetching thread (faust runs
+   aiokafka in a thread of its own): each seek moves its partitions and starts their
+   new epoch in one step of that thread's loop, and each fetched batch carries the
+   epochs of the step that drained it. A batch is then either from before a seek
+   (stale, fetched again from the new position) or from after it (handed over), never
+   taken for the one when it is the other: counted in the streams' loop, a batch
+   drained from the new positions while aiokafka's `seek_to_committed` still awaited
+   the broker for the next partition was dropped as stale, its positions already past
+   it (seen: a worker that took partitions back stalled, positions at the partitions'
+   ends, nothing acknowledged).
+
    The same loop never hands over past a hole: a seek landing while a batch is handed
    over drops the rest of it, but the fetch position has moved on, and faust commits
    the consecutive offsets acknowledged after the hole as if it were not there (seen:
@@ -44,17 +55,23 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 from collections.abc import Coroutine, Generator, Iterable, Mapping
 from typing import Any, cast
 
 import faust
+import structlog
 from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from faust.types.transports import TransportT
 from mode import Service, ServiceT
 
+from streams.runtime.producer_fixes import VizitaProducer
+
 _YIELD_EVERY = 100  # as in faust: let other tasks run during a long batch
+
+log = structlog.get_logger(__name__)
 
 
 class VizitaConsumer(faust_aiokafka.Consumer):
@@ -66,6 +83,9 @@ class VizitaConsumer(faust_aiokafka.Consumer):
     # Per partition, the offset it was last fetched again from after a hole (see
     # `_went_past`): the same hole again is a real one.
     _sought_back: dict[TP, int] | None = None
+    # The epochs the batch being handed over was drained in.
+    _drained_epochs: dict[TP, int] = {}  # noqa: RUF012  # replaced, never mutated
+    _lock: threading.Lock | None = None
 
     def ack(self, message: Message) -> bool:
         if self._is_current(message):
@@ -97,38 +117,104 @@ class VizitaConsumer(faust_aiokafka.Consumer):
             app.consumer_generation_id,
         )
 
-    # Every way faust moves a partition's position starts a new seek epoch (before and
-    # after: a message fetched while the seek runs is stale too).
+    # Every way faust moves a partition's position starts a new seek epoch, in the same
+    # step of the fetching thread's loop as the move: a fetched batch is tagged with the
+    # epochs it was drained in (`_getmany`), so a seek is either before a batch (which
+    # then comes from the new position and is handed over) or after it (which is then
+    # stale and fetched again from the new position), never half-way through either.
     async def perform_seek(self) -> None:
-        """Faust's, but a partition with nothing committed starts again from its first
-        message (see the module's third fix)."""
-        self._moved(self.assignment())
-        committed = await self.seek_to_committed()
-        fresh = [tp for tp, offset in committed.items() if not offset]
-        if fresh:
-            earliest = await self.earliest_offsets(*fresh)
-            for tp in fresh:
-                await self._seek(tp, earliest.get(tp) or 0)
-        self._read_offset.update({
-            ensure_TP(tp): offset if offset else None for tp, offset in committed.items()
-        })  # fmt: skip
-        self._committed_offset.update(
-            {ensure_TP(tp): offset for tp, offset in committed.items() if offset}
-        )
-        self._moved(self.assignment())
+        """Faust's, in one step with no fetch in between (aiokafka's own awaits the
+        broker between partitions, and a batch drained between them came from new
+        positions yet was dropped as fetched before the seek: a worker that took
+        partitions back stalled with its positions at the end), and a partition with
+        nothing committed starts again from its first message (the module's third fix)."""
+        committed = await self._thread.call_thread(self._seek_to_committed_in_thread)
+        log.info("consumer.sought_committed", offsets=_named(committed))
+
+    async def _seek_to_committed_in_thread(self) -> dict[TP, int | None]:
+        fetching = self._thread._ensure_consumer()
+        committed = {
+            ensure_TP(tp): await fetching.committed(tp) or None for tp in fetching.assignment()
+        }
+        fresh = [tp for tp, offset in committed.items() if offset is None]
+        earliest = await fetching.beginning_offsets(fresh) if fresh else {}
+        with self._positions_lock():
+            held = fetching.assignment()  # a rebalance may have moved some meanwhile
+            committed = {tp: offset for tp, offset in committed.items() if tp in held}
+            for tp, offset in committed.items():
+                fetching.seek(tp, offset if offset is not None else earliest.get(tp) or 0)
+            self._moved(committed)
+            self._read_offset.update(committed)
+            self._committed_offset.update(
+                {tp: offset for tp, offset in committed.items() if offset is not None}
+            )
+        return committed
 
     async def seek(self, partition: TP, offset: int) -> None:
-        self._moved((partition,))
-        await super().seek(partition, offset)
-        self._moved((partition,))
+        await self._thread.call_thread(self._seek_in_thread, {ensure_TP(partition): offset})
 
     async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
-        self._moved(partitions)
-        await super().seek_wait(partitions)
-        self._moved(partitions)
+        """Faust's (table recovery seeks the changelogs so), the seeks as one step."""
+        await self._thread.call_thread(self._seek_wait_in_thread, partitions)
+
+    async def _seek_wait_in_thread(self, partitions: Mapping[TP, int]) -> None:
+        await self._seek_in_thread(partitions)
+        fetching = self._thread._ensure_consumer()
+        await asyncio.wait_for(
+            asyncio.gather(*[fetching.position(tp) for tp in partitions]),
+            timeout=self.app.conf.broker_request_timeout,
+        )
+
+    async def _seek_in_thread(self, partitions: Mapping[TP, int], epoch: int | None = None) -> None:
+        """Seek, unless `epoch` is given and a partition was sought since it (a seek
+        back over a hole must not undo a rebalance's seek that landed meanwhile)."""
+        fetching = self._thread._ensure_consumer()
+        with self._positions_lock():
+            epochs = self._epoch_table()
+            for tp, offset in partitions.items():
+                if epoch is not None and epochs.get(tp, 0) != epoch:
+                    continue
+                fetching.seek(tp, offset)
+                self._moved((tp,))
+                self._read_offset[ensure_TP(tp)] = offset if offset else None
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        log.info("consumer.revoked", read=_named({tp: self._read_offset.get(tp) for tp in revoked}))
+        self._let_go(revoked)
+        await super().on_partitions_revoked(revoked)
+
+    def _let_go(self, revoked: set[TP]) -> None:
+        """What is in flight of these partitions is another member's now, and a hole
+        seen in them before says nothing of where they will be when back."""
+        with self._positions_lock():
+            self._moved(revoked)
+        for tp in revoked:
+            self._sought_back_table().pop(tp, None)
+
+    async def _getmany(  # faust's signature, `timeout` included
+        self,
+        active_partitions: set[TP] | None,
+        timeout: float,  # noqa: ASYNC109
+    ) -> Any:
+        records, self._drained_epochs = await self._thread.call_thread(
+            self._fetch_in_thread, active_partitions, timeout
+        )
+        return records
+
+    async def _fetch_in_thread(
+        self, active_partitions: set[TP] | None, wait_seconds: float
+    ) -> tuple[Any, dict[TP, int]]:
+        fetching = self._thread._ensure_consumer()
+        records = await self._thread._fetch_records(
+            # None (a client-only app: every partition) passes through, as in faust's own
+            fetching, cast(set[TP], active_partitions), timeout=wait_seconds,
+            max_records=fetching._max_poll_records,
+        )  # fmt: skip
+        # Read in the step that drained the records: no seek ran in between.
+        return records, dict(self._epoch_table())
 
     def _moved(self, partitions: Iterable[TP]) -> None:
-        """Before and after a seek: what was fetched of these partitions is stale."""
+        """What was fetched of these partitions before now is stale."""
         epochs = self._epoch_table()
         for tp in map(ensure_TP, partitions):
             epochs[tp] = epochs.get(tp, 0) + 1
@@ -137,6 +223,14 @@ class VizitaConsumer(faust_aiokafka.Consumer):
         if self._epochs is None:
             self._epochs = {}
         return self._epochs
+
+    def _positions_lock(self) -> threading.Lock:
+        """Held by a seek (in the fetching thread) and by the hand-over while it records
+        a message as read: a seek between the hand-over's check of the epoch and its
+        record would be undone by it."""
+        if self._lock is None:
+            self._lock = threading.Lock()
+        return self._lock
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         consumer_stopped = cast(Service, self)._stopped.is_set
@@ -161,10 +255,10 @@ class VizitaConsumer(faust_aiokafka.Consumer):
     async def _hand_over(self, batch: Any) -> None:
         """Hand a fetched batch to the streams, message by message, but none of a
         partition sought meanwhile (it will be fetched again from the new position)."""
-        handed, epochs, fetched = 0, self._epoch_table(), None
+        handed, epochs = 0, self._epoch_table()
         behind: dict[TP, int] = {}  # partitions to fetch again, from this offset
         async for tp, message in batch:
-            fetched = dict(epochs) if fetched is None else fetched
+            fetched = self._drained_epochs  # set by the fetch, before the first message
             handed += 1
             if not handed % _YIELD_EVERY:
                 await asyncio.sleep(0)
@@ -181,16 +275,19 @@ class VizitaConsumer(faust_aiokafka.Consumer):
             if epochs.get(tp, 0) != fetched.get(tp, 0):
                 continue
             await self._deliver(message)
-            if epochs.get(tp, 0) != fetched.get(tp, 0):
-                continue
-            self._read_offset[tp] = message.offset
+            with self._positions_lock():
+                if epochs.get(tp, 0) == fetched.get(tp, 0):
+                    self._read_offset[tp] = message.offset
         for tp, offset in behind.items():
             # A partition sought meanwhile (a rebalance's seek to the committed offsets)
             # is where it should be: going back to an offset of before the seek would
             # pass over every message from the committed one on, never to be acked.
-            if epochs.get(tp, 0) == (fetched or {}).get(tp, 0):
-                self._sought_back_table()[tp] = offset
-                await self.seek(tp, offset)
+            log.info("consumer.fetching_again", partition=f"{tp.topic}/{tp.partition}",
+                     offset=offset)  # fmt: skip
+            self._sought_back_table()[tp] = offset
+            await self._thread.call_thread(
+                self._seek_in_thread, {tp: offset}, self._drained_epochs.get(tp, 0)
+            )
 
     def _went_past(self, tp: TP, read: int, message: Message) -> bool:
         """Whether the fetch went past messages of a committing topic never handed over:
@@ -235,6 +332,35 @@ class VizitaConsumer(faust_aiokafka.Consumer):
             self._n_acked = 0
             await self.commit()
 
+    def fetch_state(self) -> dict[str, dict[str, Any]]:
+        """Per held partition: what faust has read, committed and holds acked, and
+        where aiokafka's fetch stands (for the stall log: a stall leaves no other
+        trace). Read across threads without a lock: a snapshot, good enough to log."""
+        fetching = getattr(self._thread, "_consumer", None)
+        subscription = getattr(getattr(fetching, "_subscription", None), "subscription", None)
+        assignment = getattr(subscription, "assignment", None)
+        state = {}
+        for tp in sorted(self.assignment()):
+            found: dict[str, Any] = {
+                "read": self._read_offset.get(tp),
+                "committed": self._committed_offset.get(tp),
+                "acked": len(self._acked.get(tp, ())),
+                "paused": tp in self._paused_partitions,
+                "epoch": self._epoch_table().get(tp, 0),
+                "sought_back": self._sought_back_table().get(tp),
+            }
+            fetch = assignment.state_value(tp) if assignment is not None else None
+            if fetch is not None:
+                found["position"] = fetch._position  # `position` asserts one is set
+                found["fetch_paused"] = fetch.paused
+                found["awaiting_reset"] = fetch.awaiting_reset
+            state[f"{tp.topic}/{tp.partition}"] = found
+        return state
+
+
+def _named(offsets: Mapping[Any, int | None]) -> dict[str, int | None]:
+    return {f"{tp.topic}/{tp.partition}": offset for tp, offset in offsets.items()}
+
 
 class _Resumed:
     """The rest of a coroutine that ran its first step and yielded `waiting_on` (what it
@@ -261,6 +387,7 @@ class _Resumed:
 
 class VizitaTransport(faust_aiokafka.Transport):
     Consumer = VizitaConsumer
+    Producer = VizitaProducer
 
 
 class VizitaApp(faust.App):

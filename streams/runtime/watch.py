@@ -48,7 +48,9 @@ async def watch_for_stalls(
         stalls = watch.observe(loop.time(), readings(app.consumer, agents))
         if stalls:
             described = [stall.describe() for stall in stalls]
-            log.error("stream.stalled", partitions=described, tasks=waiting_tasks(app))
+            log.error("stream.stalled", partitions=described, tasks=waiting_tasks(app),
+                      fetch=fetch_state(app.consumer),
+                      producer=producer_state(getattr(app, "producer", None)))  # fmt: skip
             agent = agents[stalls[0].partition.rpartition("/")[0]]
             health.fail(agent, StreamStalled("; ".join(described)))
             return
@@ -65,6 +67,35 @@ def readings(consumer: Any, agents: Mapping[str, str]) -> dict[str, Reading]:
         if end is not None and position is not None:
             found[f"{tp.topic}/{tp.partition}"] = Reading(position, end)
     return found
+
+
+def fetch_state(consumer: Any) -> dict[str, Any]:
+    """The consumer's own account of each held partition, when it keeps one."""
+    state = getattr(consumer, "fetch_state", None)
+    return dict(state()) if callable(state) else {}
+
+
+def producer_state(producer: Any) -> dict[str, Any]:
+    """What the producer holds and why it is not sent: per partition with batches
+    waiting, how many and the leader the producer knows (None or -1: none), and what
+    is in flight (a stage waiting on a delivery that never comes stalls too)."""
+    sending = getattr(producer, "_producer", None)
+    if sending is None:
+        return {}
+    cluster = sending.client.cluster
+    waiting = {
+        f"{tp.topic}/{tp.partition}": {"batches": len(batches),
+                                       "leader": cluster.leader_for_partition(tp)}
+        for tp, batches in sending._message_accumulator._batches.items() if batches
+    }  # fmt: skip
+    return {
+        "waiting": waiting,
+        "pending": len(sending._message_accumulator._pending_batches),
+        "in_flight_nodes": sorted(sending._sender._in_flight),
+        "muted": sorted(f"{tp.topic}/{tp.partition}" for tp in sending._sender._muted_partitions),
+        "metadata_updating": sending.client._md_update_fut is not None,
+        "metadata_topics": len(sending.client._topics),
+    }
 
 
 def waiting_tasks(app: Any) -> list[str]:

@@ -31,8 +31,55 @@ class _Acks:
         return True
 
 
+class _Conf:
+    broker_request_timeout = 5.0
+
+
 class _App:
     topics = _Acks()
+    conf = _Conf()
+
+
+class _Fetching:
+    """aiokafka's consumer, as far as the seeks go: the broker's committed offsets are
+    awaited (another task may run meanwhile), a seek moves a position at once."""
+
+    _max_poll_records = None
+
+    def __init__(self, committed: dict[TP, int | None]) -> None:
+        self.broker_committed = committed
+        self.sought: list[tuple[TP, int]] = []
+
+    def assignment(self) -> set[TP]:
+        return set(self.broker_committed)
+
+    async def committed(self, tp: TP) -> int | None:
+        await asyncio.sleep(0)
+        return self.broker_committed[tp]
+
+    async def beginning_offsets(self, partitions: list[TP]) -> dict[TP, int]:
+        await asyncio.sleep(0)
+        return dict.fromkeys(partitions, 3)
+
+    def seek(self, tp: TP, offset: int) -> None:
+        self.sought.append((tp, offset))
+
+
+class _Thread:
+    """The fetching thread: here its loop is the test's own."""
+
+    def __init__(self, fetching: _Fetching) -> None:
+        self.fetching = fetching
+        self.drains: list[dict[TP, int]] = []  # each fetch, as the records' epochs
+
+    async def call_thread(self, fun: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        return await fun(*args)
+
+    def _ensure_consumer(self) -> _Fetching:
+        return self.fetching
+
+    async def _fetch_records(self, fetching: _Fetching, *args: Any, **kwargs: Any) -> Any:
+        return {}
 
 
 def _consumer(on_message: Callable[[VizitaConsumer, _Message], Awaitable[None]]) -> Any:
@@ -42,6 +89,8 @@ def _consumer(on_message: Callable[[VizitaConsumer, _Message], Awaitable[None]])
     consumer._commit_every = None
     consumer.app = _App()
     consumer.handed = []
+    consumer._thread = _Thread(_Fetching({STREAM_A: 10, STREAM_B: 20, CHANGELOG: None}))
+    consumer._committed_offset = {}
 
     async def callback(message: _Message) -> None:
         consumer.handed.append((message.partition, message.offset))
@@ -60,14 +109,11 @@ def _consumer(on_message: Callable[[VizitaConsumer, _Message], Awaitable[None]])
         def wait(self) -> Awaitable[None]:
             return asyncio.sleep(3600)
 
-    async def seek(tp: TP, offset: int) -> None:
-        consumer.sought.append((tp, offset))
-
     async def add_gap(tp: TP, start: int, end: int) -> None:
         consumer.gaps.append((tp, start, end))
 
-    consumer.sought, consumer.gaps = [], []
-    consumer.seek, consumer._add_gap = seek, add_gap
+    consumer.sought, consumer.gaps = consumer._thread.fetching.sought, []
+    consumer._add_gap = add_gap
     consumer.callback = callback
     consumer.wait_first = wait_first
     consumer.raced = 0  # how many hand-overs raced the flow's suspension (with tasks)
@@ -230,3 +276,65 @@ def test_a_message_fetched_before_its_partition_was_sought_notes_no_hole() -> No
     consumer._sought_back = {STREAM_A: 10}  # a hole after 10 would count as real
     assert _hand_over(consumer, [(STREAM_B, 20), (STREAM_A, 14)]) == [(1, 20)]
     assert (consumer.sought, consumer.gaps) == ([], [])
+
+
+def test_the_seek_to_committed_moves_every_partition_in_one_step() -> None:
+    """aiokafka's own awaits the broker between partitions; a batch drained then came
+    from the new positions of the first ones yet was dropped as stale (seen: a worker
+    that took partitions back stalled, its positions at the end, nothing acked)."""
+    consumer = _consumer(_nothing)
+
+    async def run() -> list[tuple[int, dict[TP, int]]]:
+        drained: list[tuple[int, dict[TP, int]]] = []
+
+        async def fetch_while_seeking() -> None:
+            for _ in range(5):
+                await consumer._getmany({STREAM_A, STREAM_B}, 0)
+                drained.append((len(consumer.sought), consumer._drained_epochs))
+                await asyncio.sleep(0)
+
+        await asyncio.gather(consumer.perform_seek(), fetch_while_seeking())
+        return drained
+
+    drained = asyncio.run(run())
+    assert sorted(consumer.sought) == [(STREAM_A, 10), (STREAM_B, 20), (CHANGELOG, 3)]
+    assert consumer._read_offset == {STREAM_A: 10, STREAM_B: 20, CHANGELOG: None}
+    assert consumer._committed_offset == {STREAM_A: 10, STREAM_B: 20}
+    # Each batch saw either no seek or all of them, with the epochs to match.
+    seen = {(sought, epochs.get(STREAM_A, 0), epochs.get(STREAM_B, 0))
+            for sought, epochs in drained}  # fmt: skip
+    assert seen == {(0, 0, 0), (3, 1, 1)}
+
+
+def test_a_batch_drained_after_a_seek_is_handed_over() -> None:
+    consumer = _consumer(_nothing)
+    consumer._epochs = {STREAM_A: 4, STREAM_B: 2}
+    consumer._drained_epochs = {STREAM_A: 4, STREAM_B: 2}  # the fetch came after both
+    assert _hand_over(consumer, FETCHED) == [(0, 10), (1, 20), (0, 11), (1, 21), (0, 12)]
+
+
+def test_a_seek_lands_between_the_hand_over_and_its_record_as_read() -> None:
+    """The read offset a seek sets is not overwritten by the message in flight."""
+
+    async def seek_a_at_11(consumer: VizitaConsumer, message: _Message) -> None:
+        if message.offset == 11:
+            await consumer.seek(STREAM_A, 5)
+
+    consumer = _consumer(seek_a_at_11)
+    assert _hand_over(consumer, FETCHED) == [(0, 10), (1, 20), (0, 11), (1, 21)]
+    assert consumer._read_offset[STREAM_A] == 5
+    assert consumer.sought == [(STREAM_A, 5)]
+
+
+def test_a_revoked_partition_s_messages_in_flight_are_not_handed_over() -> None:
+    async def revoke_a_at_b(consumer: VizitaConsumer, message: _Message) -> None:
+        if message.partition == STREAM_B.partition:
+            consumer._let_go({STREAM_A})
+
+    consumer = _consumer(revoke_a_at_b)
+    consumer._sought_back = {STREAM_A: 7}
+    assert _hand_over(consumer, [(STREAM_A, 10), (STREAM_B, 20), (STREAM_A, 11)]) == [
+        (0, 10),
+        (1, 20),
+    ]
+    assert consumer._sought_back == {}
