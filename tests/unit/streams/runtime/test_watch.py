@@ -12,6 +12,7 @@ from faust.types import TP
 from streams.errors import StreamStalled
 from streams.runtime import watch
 from streams.runtime.durable import Health
+from streams.runtime.producer_fixes import TrackingProducer
 from streams.stalls import Reading
 
 AGENTS = {"v.visits": "revisions", "v.visit-contributions": "scopes"}
@@ -105,3 +106,18 @@ def test_no_stall_while_the_stream_is_not_ready() -> None:
         return bool(health.failures)
 
     assert asyncio.run(run()) is False
+
+
+def test_the_producer_s_state_names_each_partition_held_and_its_leader() -> None:
+    async def run() -> dict[str, Any]:
+        faust_producer = type("Producer", (), {})()
+        faust_producer._producer = TrackingProducer(bootstrap_servers="127.0.0.1:9")
+        await faust_producer._producer._message_accumulator.add_message(
+            TP("v.visit-state-changelog", 2), b"key", b"value", timeout=1
+        )
+        return watch.producer_state(faust_producer)
+
+    state = asyncio.run(run())
+    assert state["waiting"] == {"v.visit-state-changelog/2": {"batches": 1, "leader": None}}
+    assert (state["in_flight_nodes"], state["muted"]) == ([], [])
+    assert watch.producer_state(None) == {}
