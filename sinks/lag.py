@@ -19,7 +19,7 @@ from sinks.store import Store
 from vizita.contract import metrics
 from vizita.contract.settings import Settings
 from vizita.contract.topics import SINK_TOPICS, STREAM_TOPICS, sink_group, stream_group
-from vizita.kafka.admin import bootstrap_of, committed_offsets, end_offsets
+from vizita.kafka.admin import bootstrap_of, offset_reader
 
 LagRow = tuple[datetime, str, str, int, int, int, int]
 
@@ -67,10 +67,11 @@ def measure_consumer_lag(settings: Settings, now: datetime | None = None) -> Mea
     bootstrap = bootstrap_of(settings)
     measured_at = now or datetime.now(UTC)
     measured: Measured = []
-    for consumer in consumers(settings):
-        ends = end_offsets(bootstrap, consumer.topic)
-        committed = committed_offsets(bootstrap, consumer.group, consumer.topic)
-        measured.append((consumer, lag_rows(consumer, ends, committed, measured_at)))
+    with offset_reader(bootstrap) as offsets:
+        for consumer in consumers(settings):
+            ends = offsets.end_offsets(consumer.topic)
+            committed = offsets.committed_offsets(consumer.group, consumer.topic)
+            measured.append((consumer, lag_rows(consumer, ends, committed, measured_at)))
     return measured
 
 

@@ -89,21 +89,51 @@ def ensure_pipeline_topics(settings: Settings) -> None:
     ensure_topics(bootstrap_of(settings), names, settings.partitions, settings.replication_factor)
 
 
-def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    """partition -> end offset (the next offset to be written) of one topic."""
+class OffsetReader:
+    """End and committed offsets of many topics and groups through one consumer and
+    one admin client: each client costs a bootstrap (connections, versions, metadata),
+    which the lag gauge paid some eight times a measurement on the worker's own cores."""
+
+    def __init__(self, consumer: KafkaConsumer, admin: KafkaAdminClient) -> None:
+        self._consumer, self._admin = consumer, admin
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        return _end_offsets(self._consumer, topic)
+
+    def committed_offsets(self, group: str, topic: str) -> dict[int, int]:
+        return _committed_offsets(self._admin, group, topic)
+
+
+@contextlib.contextmanager
+def offset_reader(bootstrap: str) -> Iterator[OffsetReader]:
+    with _admin(bootstrap) as admin, _consumer(bootstrap) as consumer:
+        yield OffsetReader(consumer, admin)
+
+
+@contextlib.contextmanager
+def _consumer(bootstrap: str) -> Iterator[KafkaConsumer]:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        ends = consumer.end_offsets([TopicPartition(topic, p) for p in sorted(partitions)])
+        yield consumer
     finally:
         consumer.close()
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """partition -> end offset (the next offset to be written) of one topic."""
+    with _consumer(bootstrap) as consumer:
+        return _end_offsets(consumer, topic)
+
+
+def _end_offsets(consumer: KafkaConsumer, topic: str) -> dict[int, int]:
+    partitions = consumer.partitions_for_topic(topic) or set()
+    ends = consumer.end_offsets([TopicPartition(topic, p) for p in sorted(partitions)])
     return {tp.partition: int(offset) for tp, offset in ends.items()}
 
 
 def last_value(bootstrap: str, topic: str, partition: int = 0) -> bytes | None:
     """The value of the last record in one partition (None when it is empty or absent)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
+    with _consumer(bootstrap) as consumer:
         tp = TopicPartition(topic, partition)
         if partition not in (consumer.partitions_for_topic(topic) or set()):
             return None
@@ -118,8 +148,6 @@ def last_value(bootstrap: str, topic: str, partition: int = 0) -> bytes | None:
                 value: bytes | None = records[-1].value
                 return value
         return None
-    finally:
-        consumer.close()
 
 
 def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
@@ -128,12 +156,16 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
     Asked through the admin API: a consumer carrying the group's id would make the
     group rebalance when it leaves, over and over if polled."""
     with _admin(bootstrap) as admin:
-        try:
-            offsets = admin.list_group_offsets({group: None}).get(group, {})
-        except KafkaError as exc:
-            if not exc.retriable:  # e.g. the coordinator is not there yet: nothing committed
-                raise
-            return {}
+        return _committed_offsets(admin, group, topic)
+
+
+def _committed_offsets(admin: KafkaAdminClient, group: str, topic: str) -> dict[int, int]:
+    try:
+        offsets = admin.list_group_offsets({group: None}).get(group, {})
+    except KafkaError as exc:
+        if not exc.retriable:  # e.g. the coordinator is not there yet: nothing committed
+            raise
+        return {}
     return {tp.partition: int(meta.offset) for tp, meta in offsets.items()
             if tp.topic == topic and meta.offset >= 0}  # fmt: skip
 
