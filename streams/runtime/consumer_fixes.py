@@ -165,10 +165,14 @@ class VizitaConsumer(faust_aiokafka.Consumer):
             timeout=self.app.conf.broker_request_timeout,
         )
 
-    async def _seek_in_thread(self, partitions: Mapping[TP, int], epoch: int | None = None) -> None:
+    async def _seek_in_thread(
+        self, partitions: Mapping[TP, int], epoch: int | None = None
+    ) -> set[TP]:
         """Seek, unless `epoch` is given and a partition was sought since it (a seek
-        back over a hole must not undo a rebalance's seek that landed meanwhile)."""
+        back over a hole must not undo a rebalance's seek that landed meanwhile); the
+        partitions sought."""
         fetching = self._thread._ensure_consumer()
+        sought = set()
         with self._positions_lock():
             epochs = self._epoch_table()
             for tp, offset in partitions.items():
@@ -177,6 +181,8 @@ class VizitaConsumer(faust_aiokafka.Consumer):
                 fetching.seek(tp, offset)
                 self._moved((tp,))
                 self._read_offset[ensure_TP(tp)] = offset if offset else None
+                sought.add(tp)
+        return sought
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         log.info("consumer.revoked", read=_named({tp: self._read_offset.get(tp) for tp in revoked}))
@@ -282,12 +288,13 @@ class VizitaConsumer(faust_aiokafka.Consumer):
             # A partition sought meanwhile (a rebalance's seek to the committed offsets)
             # is where it should be: going back to an offset of before the seek would
             # pass over every message from the committed one on, never to be acked.
-            log.info("consumer.fetching_again", partition=f"{tp.topic}/{tp.partition}",
-                     offset=offset)  # fmt: skip
-            self._sought_back_table()[tp] = offset
-            await self._thread.call_thread(
+            sought = await self._thread.call_thread(
                 self._seek_in_thread, {tp: offset}, self._drained_epochs.get(tp, 0)
             )
+            if tp in sought:
+                self._sought_back_table()[tp] = offset
+                log.info("consumer.fetching_again", partition=f"{tp.topic}/{tp.partition}",
+                         offset=offset)  # fmt: skip
 
     def _went_past(self, tp: TP, read: int, message: Message) -> bool:
         """Whether the fetch went past messages of a committing topic never handed over:

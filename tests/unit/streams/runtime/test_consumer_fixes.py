@@ -264,6 +264,8 @@ def test_a_partition_sought_after_its_hole_was_seen_is_not_sought_back() -> None
     assert _hand_over(consumer, [(STREAM_A, 14), (STREAM_B, 20)]) == [(1, 20)]
     assert consumer.sought == []
     assert consumer.gaps == []
+    # Not sought back, so a hole after 10 later on is not taken for a real one.
+    assert not consumer._sought_back
 
 
 def test_a_message_fetched_before_its_partition_was_sought_notes_no_hole() -> None:
