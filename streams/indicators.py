@@ -135,11 +135,44 @@ def _days(first: date, last: date) -> Iterator[date]:
         day += timedelta(days=1)
 
 
+#: A range of as_of days this much cheaper than sliding (days * window against
+#: window + days) is computed a day at a time, its distinct households and nurses as one
+#: union of the window's days in C; sliding keeps them in a Python loop per id and pays
+#: the window's first days before its first as_of. Measured on 2,600 ids a day: a day
+#: over 30 is 3 times faster as a union, three days about even, six slower.
+UNION_BELOW = 3
+
+
 def window_values(
     buckets: Mapping[date, DayBucket], first: date, last: date, window: int
 ) -> Iterator[Value]:
-    """Every indicator for every `as_of` in first..last over `window` days, sliding a
-    window so each day enters and leaves once."""
+    """Every indicator for every `as_of` in first..last over `window` days."""
+    span = (last - first).days + 1
+    if span * window <= UNION_BELOW * (window + span):
+        return _unioned_values(buckets, first, last, window)
+    return _slid_values(buckets, first, last, window)
+
+
+def _unioned_values(
+    buckets: Mapping[date, DayBucket], first: date, last: date, window: int
+) -> Iterator[Value]:
+    # Every id of a bucket counts at least once (zero entries are dropped), so an id is
+    # in the window exactly when it is in one of its days.
+    for as_of in _days(first, last):
+        days = [bucket for day in _days(as_of - timedelta(days=window - 1), as_of)
+                if (bucket := buckets.get(day)) is not None]  # fmt: skip
+        totals: Counter[str] = Counter()
+        for bucket in days:
+            totals.update(bucket.counts)
+        households = len(set().union(*(bucket.households for bucket in days)))
+        nurses = len(set().union(*(bucket.nurses for bucket in days)))
+        yield from _values(totals, households, nurses, window, as_of)
+
+
+def _slid_values(
+    buckets: Mapping[date, DayBucket], first: date, last: date, window: int
+) -> Iterator[Value]:
+    """Sliding a window so each day enters and leaves once."""
     totals: Counter[str] = Counter()
     households: dict[str, int] = {}
     nurses: dict[str, int] = {}

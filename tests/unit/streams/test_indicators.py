@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams import indicators
 from streams.indicators import DayBucket, Value, contribution, scope_values, window_values
 from vizita.contract.codes import OUTCOMES, REFERRALS, RISK_FLAGS, TOPICS, VISIT_TYPES
 from vizita.contract.events import UpsertEvent
@@ -355,6 +356,25 @@ def test_window_values_match_a_naive_recomputation(
     last = first + timedelta(days=length)
     got = list(window_values(buckets_of(by_day), first, last, window))
     assert got == naive(by_day, first, last, window)
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(
+    pairs=placed,
+    window=st.sampled_from(WINDOWS),
+    start=st.integers(-10, SPAN + 35),
+    length=st.integers(0, 12),
+)
+def test_a_union_a_day_and_a_sliding_window_agree(
+    pairs: list[tuple[date, Contribution]], window: int, start: int, length: int
+) -> None:
+    """window_values picks one of the two by the range's length; each is exact alone."""
+    buckets = buckets_of(_by_day(pairs))
+    first = BASE + timedelta(days=start)
+    last = first + timedelta(days=length)
+    unioned = list(indicators._unioned_values(buckets, first, last, window))
+    assert unioned == list(indicators._slid_values(buckets, first, last, window))
+    assert len(unioned) == len(SCOPE_INDICATORS) * (length + 1)
 
 
 @settings(max_examples=60, deadline=None, database=None)
