@@ -48,9 +48,10 @@ async def watch_for_stalls(
         stalls = watch.observe(loop.time(), readings(app.consumer, agents))
         if stalls:
             described = [stall.describe() for stall in stalls]
+            producer = getattr(app, "producer", None)
             log.error("stream.stalled", partitions=described, tasks=waiting_tasks(app),
-                      fetch=fetch_state(app.consumer),
-                      producer=producer_state(getattr(app, "producer", None)))  # fmt: skip
+                      fetch=_described(fetch_state, app.consumer),
+                      producer=_described(producer_state, producer))  # fmt: skip
             agent = agents[stalls[0].partition.rpartition("/")[0]]
             health.fail(agent, StreamStalled("; ".join(described)))
             return
@@ -67,6 +68,15 @@ def readings(consumer: Any, agents: Mapping[str, str]) -> dict[str, Reading]:
         if end is not None and position is not None:
             found[f"{tp.topic}/{tp.partition}"] = Reading(position, end)
     return found
+
+
+def _described(describe: Callable[[Any], dict[str, Any]], part: Any) -> dict[str, Any]:
+    # Read from the clients' private state: should that change, the stall still stops
+    # the worker, with the reason this account could not be had.
+    try:
+        return describe(part)
+    except Exception as exc:  # any fault here must not hide the stall
+        return {"not_read": repr(exc)}
 
 
 def fetch_state(consumer: Any) -> dict[str, Any]:

@@ -121,3 +121,32 @@ def test_the_producer_s_state_names_each_partition_held_and_its_leader() -> None
     assert state["waiting"] == {"v.visit-state-changelog/2": {"batches": 1, "leader": None}}
     assert (state["in_flight_nodes"], state["muted"]) == ([], [])
     assert watch.producer_state(None) == {}
+
+
+def test_a_stall_stops_the_stream_even_when_the_clients_cannot_be_described(
+    monkeypatch: Any,
+) -> None:
+    """The accounts read the clients' private state: if that ever changes under them,
+    the stall must still fail the stream, saying why they are missing."""
+    consumer = FakeConsumer(ends={TP("v.visits", 0): 50}, committed={TP("v.visits", 0): 20})
+    consumer.fetch_state = lambda: 1 / 0  # type: ignore[attr-defined]  # a broken account
+    broken = type("Producer", (), {"_producer": object()})()  # no client under it
+    app = type("App", (), {"consumer": consumer, "producer": broken})()
+    logged: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        watch.log, "error", lambda event, **kw: logged.append({"event": event, **kw})
+    )
+    health = Health()
+
+    async def run() -> tuple[str, BaseException]:
+        watcher = asyncio.create_task(
+            watch.watch_for_stalls(app, AGENTS, limit=0.2, ready=lambda: True, health=health)
+        )
+        failure = await asyncio.wait_for(health.wait_failed(), 5)
+        await watcher
+        return failure
+
+    where, why = asyncio.run(run())
+    assert (where, type(why)) == ("revisions", StreamStalled)
+    assert logged[0]["fetch"] == {"not_read": "ZeroDivisionError('division by zero')"}
+    assert logged[0]["producer"]["not_read"].startswith("AttributeError(")
