@@ -68,6 +68,7 @@ from faust.types.transports import TransportT
 from mode import Service, ServiceT
 
 from streams.runtime.producer_fixes import VizitaProducer
+from vizita.contract.topics import partition_label
 
 _YIELD_EVERY = 100  # as in faust: let other tasks run during a long batch
 
@@ -293,7 +294,7 @@ class VizitaConsumer(faust_aiokafka.Consumer):
             )
             if tp in sought:
                 self._sought_back_table()[tp] = offset
-                log.info("consumer.fetching_again", partition=f"{tp.topic}/{tp.partition}",
+                log.info("consumer.fetching_again", partition=partition_label(tp),
                          offset=offset)  # fmt: skip
 
     def _went_past(self, tp: TP, read: int, message: Message) -> bool:
@@ -361,12 +362,12 @@ class VizitaConsumer(faust_aiokafka.Consumer):
                 found["position"] = fetch._position  # `position` asserts one is set
                 found["fetch_paused"] = fetch.paused
                 found["awaiting_reset"] = fetch.awaiting_reset
-            state[f"{tp.topic}/{tp.partition}"] = found
+            state[partition_label(tp)] = found
         return state
 
 
 def _named(offsets: Mapping[Any, int | None]) -> dict[str, int | None]:
-    return {f"{tp.topic}/{tp.partition}": offset for tp, offset in offsets.items()}
+    return {partition_label(tp): offset for tp, offset in offsets.items()}
 
 
 class _Resumed:

@@ -22,6 +22,7 @@ import structlog
 from streams.errors import StreamStalled
 from streams.runtime.durable import Health
 from streams.stalls import Reading, StallWatch
+from vizita.contract.topics import partition_label
 
 log = structlog.get_logger(__name__)
 
@@ -66,7 +67,7 @@ def readings(consumer: Any, agents: Mapping[str, str]) -> dict[str, Reading]:
         end = consumer.highwater(tp)
         position = consumer.committed_position(tp)
         if end is not None and position is not None:
-            found[f"{tp.topic}/{tp.partition}"] = Reading(position, end)
+            found[partition_label(tp)] = Reading(position, end)
     return found
 
 
@@ -94,15 +95,15 @@ def producer_state(producer: Any) -> dict[str, Any]:
         return {}
     cluster = sending.client.cluster
     waiting = {
-        f"{tp.topic}/{tp.partition}": {"batches": len(batches),
-                                       "leader": cluster.leader_for_partition(tp)}
+        partition_label(tp): {"batches": len(batches),
+                              "leader": cluster.leader_for_partition(tp)}
         for tp, batches in sending._message_accumulator._batches.items() if batches
     }  # fmt: skip
     return {
         "waiting": waiting,
         "pending": len(sending._message_accumulator._pending_batches),
         "in_flight_nodes": sorted(sending._sender._in_flight),
-        "muted": sorted(f"{tp.topic}/{tp.partition}" for tp in sending._sender._muted_partitions),
+        "muted": sorted(partition_label(tp) for tp in sending._sender._muted_partitions),
         "metadata_updating": sending.client._md_update_fut is not None,
         "metadata_topics": len(sending.client._topics),
     }

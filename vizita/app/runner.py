@@ -33,6 +33,7 @@ from vizita.contract.topics import (
     SINK_TOPICS,
     TOPIC_VISIT_CONTRIBUTIONS,
     TOPIC_VISITS,
+    partition_label,
     sink_group,
     stream_group,
 )
@@ -284,8 +285,6 @@ class Pipeline:
                 outputs[TopicPartition(self.settings.topic(topic), partition)] = end
         assert self.sink is not None, "waiting for the store needs the sink in this process"
         while not await self.sink.caught_up(outputs):  # polls the broker
-            self._waiting(
-                "the sink", ends={f"{tp.topic}/{tp.partition}": n for tp, n in outputs.items()}
-            )
+            self._waiting("the sink", ends={partition_label(tp): n for tp, n in outputs.items()})
             await asyncio.sleep(poll)
         self.progress.waiting_for = None

@@ -5,7 +5,7 @@ A deployment may prefix every name (`Settings.topic`); tests use a unique prefix
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Protocol
 
 from vizita.contract.municipalities import SCOPES
 
@@ -53,3 +53,15 @@ DLQ_HEADER_DETAIL: Final = "vizita-detail"
 DLQ_HEADER_SOURCE: Final = "vizita-source"
 # Who sent a payload through the ingest endpoint (on `visits` and on its dead letters).
 SUBMITTER_HEADER: Final = "vizita-submitter"
+
+
+class _Partition(Protocol):
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+
+
+def partition_label(tp: _Partition) -> str:
+    """How a topic's partition is named in logs and stall reports: `topic/partition`."""
+    return f"{tp.topic}/{tp.partition}"
