@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from faust.types import EventT
@@ -19,6 +20,7 @@ from streams.errors import NoBootstrap
 from streams.runtime.consumer_fixes import VizitaApp
 from streams.runtime.durable import Health, batch_agent, delivered
 from streams.runtime.shared import StageTopics, StreamStats
+from streams.runtime.slots import claim_slot
 from streams.runtime.stage1 import RevisionStage
 from streams.runtime.stage2 import PROGRESS_TABLE, ScopeStage, send_ticks
 from streams.runtime.watch import watch_for_stalls
@@ -26,14 +28,12 @@ from vizita.contract.settings import Settings
 from vizita.contract.targets import Targets
 
 
-def _faust_app(settings: Settings, bootstrap: str) -> VizitaApp:
-    datadir = settings.data_dir / "faust" / settings.app_id
-    datadir.parent.mkdir(parents=True, exist_ok=True)
+def _faust_app(settings: Settings, bootstrap: str, datadir: Path) -> VizitaApp:
     return VizitaApp(
         settings.app_id,
         broker=f"kafka://{bootstrap}",
-        # Tables live in memory and are rebuilt from their changelog topics at start.
-        store="memory://",
+        # Tables live on disk (`DurableTable`): a start reads their changelogs' tails.
+        store="rocksdb://",
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         table_standby_replicas=0,
@@ -63,7 +63,8 @@ class Streams:
     def __init__(self, settings: Settings, targets: Targets) -> None:
         if settings.kafka_bootstrap is None:
             raise NoBootstrap("the stream needs a Kafka bootstrap address")
-        self._app: Any = _faust_app(settings, settings.kafka_bootstrap)
+        self._slot = claim_slot(settings.data_dir / "faust" / settings.app_id)
+        self._app: Any = _faust_app(settings, settings.kafka_bootstrap, self._slot.path)
         self.stats = StreamStats()
         self.health = Health()
         topics = StageTopics(self._app, settings)
@@ -115,7 +116,10 @@ class Streams:
                 await self._watch
         if self.health.failures:
             self._app.consumer.abandon_unacked()  # a failed stage never finishes its batch
-        await self._app.stop()
+        try:
+            await self._app.stop()
+        finally:
+            self._slot.release()
 
     def ready(self) -> bool:
         """The stream holds partitions, its tables are recovered, no rebalance runs."""

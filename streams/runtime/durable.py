@@ -23,8 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+import rocksdict
 import structlog
 from faust.types import AppT, EventT
+
+from streams.errors import TableUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -32,39 +35,89 @@ BatchHandler = Callable[[Sequence[EventT[Any]]], Awaitable[None]]
 
 
 class DurableTable(faust.Table[bytes, bytes]):
-    """A table of bytes keys and values whose writes name their changelog partition
-    (the partition of the source topic the key belongs to) and wait for `send_changes`."""
+    """A table of bytes keys and values, one RocksDB database per partition, whose
+    writes name their partition (the partition of the source topic the key belongs to)
+    and wait for `send_changes`.
+
+    A database holds only what its changelog holds: `send_changes` writes it after
+    Kafka acknowledged the records, with the changelog offset they end at in the same
+    write batch (Faust's own persisted offset). A restarted worker, or one that takes
+    a partition back, then reads only the changelog's tail. Faust's own writes pick the
+    database from the current event, which in a batch is not the key's."""
 
     def __init__(self, app: faust.App, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
-        self._unsent: dict[bytes, tuple[int, bytes | None]] = {}
+        self._unsent: dict[int, dict[bytes, bytes]] = {}
+        self._sending: dict[int, dict[bytes, bytes]] = {}
+
+    def read(self, key: bytes, partition: int) -> bytes | None:
+        for pending in (self._unsent, self._sending):
+            value = pending.get(partition, {}).get(key)
+            if value is not None:
+                return value
+        try:
+            stored: bytes | None = self._database(partition).get(key)
+        except Exception as exc:  # rocksdict raises its own Exception subclasses
+            raise TableUnavailable(f"{self.name} partition {partition}: {exc!r}") from exc
+        return stored
 
     def put(self, key: bytes, value: bytes, partition: int) -> None:
-        self.data[key] = value
-        self._unsent[key] = (partition, value)
+        self._unsent.setdefault(partition, {})[key] = value
 
-    def forget(self, key: bytes, partition: int) -> None:
-        self.data.pop(key, None)
-        self._unsent[key] = (partition, None)
+    def items_in(self, partitions: Iterable[int]) -> Iterator[tuple[bytes, bytes]]:
+        """Every key and value of these partitions, the writes not yet sent included."""
+        offset_key = self.data.offset_key  # type: ignore[attr-defined]  # faust's RocksDB store
+        for partition in sorted(partitions):
+            pending = {**self._sending.get(partition, {}), **self._unsent.get(partition, {})}
+            try:
+                stored = list(self._database(partition).items())
+            except Exception as exc:  # rocksdict raises its own Exception subclasses
+                raise TableUnavailable(f"{self.name} partition {partition}: {exc!r}") from exc
+            for key, value in stored:
+                if key != offset_key and key not in pending:
+                    yield key, value
+            yield from pending.items()
 
     async def send_changes(self) -> None:
         """Send the writes made since the last call (the last write of a key only),
-        and wait until Kafka has them all: one record batch per partition and 256 KiB,
-        straight to the Kafka client. A message at a time through Faust's topic costs
-        some 50 µs of the one core, and a batch's table writes are most of its messages."""
-        unsent, self._unsent = self._unsent, {}
-        if not unsent:
+        wait until Kafka has them all, then write them to the databases: one record
+        batch per partition and 256 KiB, straight to the Kafka client. A message at a
+        time through Faust's topic costs some 50 µs of the one core, and a batch's table
+        writes are most of its messages."""
+        self._sending, self._unsent = self._unsent, {}
+        if not self._sending:
             return
-        by_partition: dict[int, list[tuple[bytes, bytes | None]]] = {}
-        for key, (partition, value) in unsent.items():
-            by_partition.setdefault(partition, []).append((key, value))
         topic = self.changelog_topic.get_topic_name()
         producer = _kafka_producer(self.app)
-        sent = []
-        for partition, records in sorted(by_partition.items()):
-            for batch in _record_batches(producer, records):
-                sent.append(await producer.send_batch(batch, topic, partition=partition))
-        await asyncio.gather(*sent)
+        sent: list[tuple[int, int, Any]] = []  # (partition, records, delivery)
+        for partition, records in sorted(self._sending.items()):
+            for batch in _record_batches(producer, list(records.items())):
+                count = batch.record_count()
+                delivery = await producer.send_batch(batch, topic, partition=partition)
+                sent.append((partition, count, delivery))
+        ends: dict[int, int] = {}
+        for (partition, count, _), metadata in zip(
+            sent, await asyncio.gather(*(d for _, _, d in sent)), strict=True
+        ):
+            ends[partition] = max(ends.get(partition, -1), metadata.offset + count - 1)
+        for partition, records in self._sending.items():
+            self._write(partition, records, ends[partition])
+        self._sending = {}
+
+    def _write(self, partition: int, records: dict[bytes, bytes], last_offset: int) -> None:
+        # With RocksDB's write-ahead log, as Faust's recovery writes: after a crash a
+        # database never has an offset ahead of its records.
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        for key, value in records.items():
+            batch.put(key, value)
+        batch.put(self.data.offset_key, str(last_offset).encode())  # type: ignore[attr-defined]  # faust's RocksDB store
+        try:
+            self._database(partition).write(batch)
+        except Exception as exc:  # rocksdict raises its own Exception subclasses
+            raise TableUnavailable(f"{self.name} partition {partition}: {exc!r}") from exc
+
+    def _database(self, partition: int) -> Any:
+        return self.data._db_for_partition(partition)  # type: ignore[attr-defined]  # faust's RocksDB store
 
 
 def _kafka_producer(app: AppT) -> Any:
@@ -85,10 +138,22 @@ def _record_batches(producer: Any, records: Sequence[tuple[bytes, bytes | None]]
 def durable_table(app: faust.App, name: str, partitions: int) -> DurableTable:
     # bytes keys and values: Faust's codec for them is "raw"
     table = DurableTable(
-        app, name=name, default=None, partitions=partitions, key_type=bytes, value_type=bytes
-    )
+        app, name=name, default=None, partitions=partitions, key_type=bytes, value_type=bytes,
+        options=rocksdb_options(),
+    )  # fmt: skip
     app.tables.add(table)
     return table
+
+
+def rocksdb_options() -> dict[str, int]:
+    """Small buffers and caches: Faust's defaults (three buffers of 64 MiB and a 2 GiB cache
+    per database) are sized for one table, and a worker has a database per table and partition.
+    A fresh dict for each table: Faust's store pops keys from it."""
+    return {
+        "write_buffer_size": 4 * 1024 * 1024,
+        "max_write_buffer_number": 2,
+        "block_cache_size": 8 * 1024 * 1024,
+    }
 
 
 async def delivered(sends: Iterable[Awaitable[Awaitable[Any]]]) -> None:

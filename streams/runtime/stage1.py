@@ -23,6 +23,7 @@ import faust
 import structlog
 from faust.types import EventT
 
+from streams.errors import StreamError
 from streams.indicators import entry_of, scopes_of, seen_day
 from streams.revisions import VisitState, apply_event, state_from_bytes, state_to_bytes
 from streams.runtime.durable import DurableTable, delivered, durable_table
@@ -94,9 +95,13 @@ class RevisionStage:
     def _take(self, batch: Batch, message: Any) -> None:
         try:
             self._fold(batch, message)
+        except StreamError:
+            raise  # the worker's fault (its tables), not the event's: stop, unacked
         except Exception:  # a bug on one event: try once more, then dead-letter it
             try:
                 self._fold(batch, message)
+            except StreamError:
+                raise
             except Exception as exc:
                 log.exception("stage1.event_failed", source=_source(message))
                 batch.dead.append((message, internal_error(exc)))
@@ -121,7 +126,7 @@ class RevisionStage:
     def _apply(self, batch: Batch, event: Event, partition: int) -> None:
         visit_id = event.visit_id
         if visit_id not in batch.states:
-            stored = self.states.get(visit_id.encode())
+            stored = self.states.read(visit_id.encode(), partition)
             batch.stored[visit_id] = state_from_bytes(stored) if stored else None
         applied = apply_event(batch.states.get(visit_id) or batch.stored[visit_id], event)
         batch.states[visit_id] = applied.state

@@ -158,7 +158,7 @@ class ScopeStage:
         owned = partition in self.owned
         for visit_id, entry in message.entries:
             key = _entry_key(scope, visit_id)
-            stored = self.entries.get(key)
+            stored = self.entries.read(key, partition)
             old = decode(stored, VisitEntry) if stored else None
             if supersedes(entry, old):
                 self.entries.put(key, encode(entry), partition)
@@ -173,7 +173,7 @@ class ScopeStage:
             self.days.put(_days_key(partition), encode(widened), partition)
 
     def _known_days(self, partition: int) -> DaysSeen | None:
-        stored = self.days.get(_days_key(partition))
+        stored = self.days.read(_days_key(partition), partition)
         known: DaysSeen | None = decode(stored, DaysSeen) if stored else None
         return known
 
@@ -216,7 +216,7 @@ class ScopeStage:
             for scope in self.owned.pop(partition).scopes:
                 self.rollup.drop(scope)
         taken = {p: _scopes_of(p, self.partitions) for p in assigned - set(self.owned)}
-        for scope, entries in self._entries_of({s for scopes in taken.values() for s in scopes}):
+        for scope, entries in self._entries_of(taken):
             self.rollup.build(scope, entries)
         ends = await self._ends(set(taken))
         for partition, scopes in taken.items():
@@ -229,10 +229,9 @@ class ScopeStage:
         return [self._send_alert(alert) for alert in self._last_alerts(set(taken))]
 
     def _last_alerts(self, partitions: set[int]) -> Iterator[Alert]:
-        for value in self.alert_states.values():
-            alert: Alert = decode(value, Alert)
-            if self._home(alert.municipality, alert.indicator) in partitions:
-                yield alert
+        # An alert's state is kept in the partition that computes it (`_home`).
+        for _, value in self.alert_states.items_in(partitions):
+            yield decode(value, Alert)
 
     def _home(self, municipality: str, indicator: str) -> int:
         """The partition that computes an indicator of a municipality (and keeps its
@@ -244,10 +243,8 @@ class ScopeStage:
         """The alerts gauge, from the states of the partitions this worker owns (each
         partition is one worker's: summed over workers, every alert counts once)."""
         raised = dict.fromkeys(INDICATORS, 0)
-        for value in self.alert_states.values():
-            alert: Alert = decode(value, Alert)
-            home = self._home(alert.municipality, alert.indicator)
-            if alert.state == "raised" and home in self.owned:
+        for alert in self._last_alerts(set(self.owned)):
+            if alert.state == "raised":
                 raised[alert.indicator] += 1
         for indicator, count in raised.items():
             metrics.ALERTS_ACTIVE.labels(indicator).set(count)
@@ -269,9 +266,13 @@ class ScopeStage:
         topic = self.topics.contributions.get_topic_name()
         return {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic}
 
-    def _entries_of(self, scopes: set[str]) -> Iterator[tuple[str, list[tuple[str, VisitEntry]]]]:
-        found: dict[str, list[tuple[str, VisitEntry]]] = {scope: [] for scope in scopes}
-        for key, value in self.entries.items():
+    def _entries_of(
+        self, taken: dict[int, tuple[str, ...]]
+    ) -> Iterator[tuple[str, list[tuple[str, VisitEntry]]]]:
+        found: dict[str, list[tuple[str, VisitEntry]]] = {
+            scope: [] for scopes in taken.values() for scope in scopes
+        }
+        for key, value in self.entries.items_in(taken):
             scope, visit_id = key.decode().split("|", 1)
             if scope in found and value:
                 found[scope].append((visit_id, decode(value, VisitEntry)))
@@ -377,7 +378,8 @@ class ScopeStage:
         )  # fmt: skip
 
     def _last_alert(self, municipality: str, indicator: str) -> Alert | None:
-        stored = self.alert_states.get(f"{municipality}|{indicator}".encode())
+        key = f"{municipality}|{indicator}".encode()
+        stored = self.alert_states.read(key, self._home(municipality, indicator))
         last: Alert | None = decode(stored, Alert) if stored else None
         return last
 
