@@ -715,3 +715,12 @@ def test_referenced_variables_are_documented_in_env_example() -> None:
 def test_secrets_stay_out_of_the_image() -> None:
     ignored = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()}
     assert ".env" in ignored
+
+
+def test_the_workers_tables_on_disk_outlive_its_container() -> None:
+    # The worker keeps its tables under VIZITA_DATA_DIR (streams.runtime.slots): a named
+    # volume there, or every restart reads every table back from its changelog.
+    data_dir = dict(re.findall(r"\b(VIZITA_[A-Z_]+)=(\S+)", DOCKERFILE.read_text()))
+    volumes = (volume.split(":") for volume in services()["worker"]["volumes"])
+    mounts = {target: source for source, target, *_ in volumes}
+    assert mounts[data_dir["VIZITA_DATA_DIR"]] == "worker-data"
