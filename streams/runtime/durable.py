@@ -18,6 +18,7 @@ and the unacknowledged batch is processed again after the restart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,10 +56,8 @@ class DurableTable(faust.Table[bytes, bytes]):
             value = pending.get(partition, {}).get(key)
             if value is not None:
                 return value
-        try:
+        with self._unavailable_as_error(partition):
             stored: bytes | None = self._database(partition).get(key)
-        except Exception as exc:  # rocksdict raises its own Exception subclasses
-            raise TableUnavailable(f"{self.name} partition {partition}: {exc!r}") from exc
         return stored
 
     def put(self, key: bytes, value: bytes, partition: int) -> None:
@@ -69,10 +68,8 @@ class DurableTable(faust.Table[bytes, bytes]):
         offset_key = self.data.offset_key  # type: ignore[attr-defined]  # faust's RocksDB store
         for partition in sorted(partitions):
             pending = {**self._sending.get(partition, {}), **self._unsent.get(partition, {})}
-            try:
+            with self._unavailable_as_error(partition):
                 stored = list(self._database(partition).items())
-            except Exception as exc:  # rocksdict raises its own Exception subclasses
-                raise TableUnavailable(f"{self.name} partition {partition}: {exc!r}") from exc
             for key, value in stored:
                 if key != offset_key and key not in pending:
                     yield key, value
@@ -111,13 +108,18 @@ class DurableTable(faust.Table[bytes, bytes]):
         for key, value in records.items():
             batch.put(key, value)
         batch.put(self.data.offset_key, str(last_offset).encode())  # type: ignore[attr-defined]  # faust's RocksDB store
-        try:
+        with self._unavailable_as_error(partition):
             self._database(partition).write(batch)
-        except Exception as exc:  # rocksdict raises its own Exception subclasses
-            raise TableUnavailable(f"{self.name} partition {partition}: {exc!r}") from exc
 
     def _database(self, partition: int) -> Any:
         return self.data._db_for_partition(partition)  # type: ignore[attr-defined]  # faust's RocksDB store
+
+    @contextlib.contextmanager
+    def _unavailable_as_error(self, partition: int) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:  # rocksdict raises its own Exception subclasses
+            raise TableUnavailable(f"{self.name} partition {partition}: {exc!r}") from exc
 
 
 def _kafka_producer(app: AppT) -> Any:

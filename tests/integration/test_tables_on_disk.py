@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import rocksdict
+from faust.stores.rocksdb import Store
 from kafka import KafkaConsumer, TopicPartition
 from workers import assert_same, dump, finish, publish_all, scenario_settings, start_worker
 
@@ -18,7 +19,7 @@ from vizita.app.broker import LocalBroker
 from vizita.contract.settings import Settings
 
 pytestmark = pytest.mark.timeout(900)
-OFFSET_KEY = b"__faust\0offset__"  # faust's RocksDB store keeps its offset there
+OFFSET_KEY = Store.offset_key  # where faust's RocksDB store keeps its offset
 TABLES = 5  # visit-state; scope-entries, days-seen, alert-state, stage2-progress
 
 

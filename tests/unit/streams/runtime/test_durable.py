@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 import rocksdict
+from faust.stores.rocksdb import Store
 
 from streams.errors import TableUnavailable
 from streams.runtime.durable import DurableTable
 
-OFFSET_KEY = b"__faust\0offset__"
+OFFSET_KEY = Store.offset_key  # where faust's RocksDB store keeps its offset
 
 
 @pytest.fixture
