@@ -18,11 +18,12 @@ from faust.types import EventT
 
 from streams.errors import NoBootstrap
 from streams.runtime.consumer_fixes import VizitaApp
-from streams.runtime.durable import Health, batch_agent, delivered
+from streams.runtime.durable import DurableTable, Health, batch_agent, delivered
 from streams.runtime.shared import StageTopics, StreamStats
 from streams.runtime.slots import claim_slot
 from streams.runtime.stage1 import RevisionStage
 from streams.runtime.stage2 import PROGRESS_TABLE, ScopeStage, send_ticks
+from streams.runtime.warm import warm_up
 from streams.runtime.watch import watch_for_stalls
 from vizita.contract.settings import Settings
 from vizita.contract.targets import Targets
@@ -63,8 +64,9 @@ class Streams:
     def __init__(self, settings: Settings, targets: Targets) -> None:
         if settings.kafka_bootstrap is None:
             raise NoBootstrap("the stream needs a Kafka bootstrap address")
+        self._bootstrap = settings.kafka_bootstrap
         self._slot = claim_slot(settings.data_dir / "faust" / settings.app_id)
-        self._app: Any = _faust_app(settings, settings.kafka_bootstrap, self._slot.path)
+        self._app: Any = _faust_app(settings, self._bootstrap, self._slot.path)
         self.stats = StreamStats()
         self.health = Health()
         topics = StageTopics(self._app, settings)
@@ -102,7 +104,14 @@ class Streams:
         async def tick() -> None:
             await delivered(send_ticks(topics, settings.partitions, live_clock))
 
+    @property
+    def tables(self) -> list[DurableTable]:
+        return [table for table in self._app.tables.values() if isinstance(table, DurableTable)]
+
     async def start(self) -> None:
+        await warm_up(self.tables, self._bootstrap)
+        for table in self.tables:
+            table.close_databases()  # Faust opens those it is given
         await self._app.start()
         self._watch = asyncio.create_task(watch_for_stalls(
             self._app, self._agents, limit=self._stall_seconds, ready=self.ready,

@@ -50,6 +50,7 @@ class DurableTable(faust.Table[bytes, bytes]):
         super().__init__(app, **kwargs)
         self._unsent: dict[int, dict[bytes, bytes]] = {}
         self._sending: dict[int, dict[bytes, bytes]] = {}
+        self._recovered_into: set[int] = set()
 
     def read(self, key: bytes, partition: int) -> bytes | None:
         for pending in (self._unsent, self._sending):
@@ -98,15 +99,45 @@ class DurableTable(faust.Table[bytes, bytes]):
         ):
             ends[partition] = max(ends.get(partition, -1), metadata.offset + count - 1)
         for partition, records in self._sending.items():
-            self._write(partition, records, ends[partition])
+            self.apply_changelog(partition, records.items(), ends[partition])
         self._sending = {}
 
-    def _write(self, partition: int, records: dict[bytes, bytes], last_offset: int) -> None:
-        # With RocksDB's write-ahead log, as Faust's recovery writes: after a crash a
-        # database never has an offset ahead of its records.
+    def apply_changelog_batch(self, batch: Iterable[EventT[Any]]) -> None:
+        """Faust's recovery writes what others wrote since this database's offset."""
+        events = list(batch)
+        self._recovered_into.update(event.message.partition for event in events)
+        super().apply_changelog_batch(events)
+
+    def take_recovered(self) -> set[int]:
+        """The partitions Faust's recovery has written into since the last call."""
+        recovered, self._recovered_into = self._recovered_into, set()
+        return recovered
+
+    def stored_offset(self, partition: int) -> int:
+        """The last changelog offset this partition's database holds, -1 for none."""
+        with self._unavailable_as_error(partition):
+            stored = self._database(partition).get(self.data.offset_key)  # type: ignore[attr-defined]  # faust's RocksDB store
+        return -1 if stored is None else int(stored)
+
+    def close_databases(self) -> None:
+        """Close the databases opened so far; Faust opens those it is assigned again."""
+        databases = self.data._dbs  # type: ignore[attr-defined]  # faust's RocksDB store
+        for partition in list(databases):
+            with self._unavailable_as_error(partition):
+                databases.pop(partition).close()
+
+    def apply_changelog(
+        self, partition: int, records: Iterable[tuple[bytes, bytes | None]], last_offset: int
+    ) -> None:
+        """Write records the changelog holds, up to and including `last_offset`, with
+        that offset. With RocksDB's write-ahead log, as Faust's recovery writes: after a
+        crash a database never has an offset ahead of its records."""
         batch = rocksdict.WriteBatch(raw_mode=True)
-        for key, value in records.items():
-            batch.put(key, value)
+        for key, value in records:
+            if value is None:  # a tombstone
+                batch.delete(key)
+            else:
+                batch.put(key, value)
         batch.put(self.data.offset_key, str(last_offset).encode())  # type: ignore[attr-defined]  # faust's RocksDB store
         with self._unavailable_as_error(partition):
             self._database(partition).write(batch)

@@ -115,13 +115,15 @@ class ScopeStage:
         )  # fmt: skip
         self.rollup = Rollup()
         self.owned: dict[int, Partition] = {}
-        # Faust reads the entries back from their changelog after a rebalance, maybe
-        # more than once, and maybe into partitions this worker still owns: every
-        # recovery makes the rollup stale, to be built again at the next batch.
+        # After a rebalance Faust reads each table partition's changelog from its
+        # database's offset, maybe more than once: a partition this worker still owns
+        # gets records only if another worker wrote it meanwhile, and then its scopes
+        # are stale, to be built again at the next batch.
         self.entries.on_recover(self._recovered)
 
     async def _recovered(self) -> None:
-        for partition in list(self.owned):
+        changed = set().union(*(table.take_recovered() for table in self.tables))
+        for partition in changed & set(self.owned):
             for scope in self.owned.pop(partition).scopes:
                 self.rollup.drop(scope)
 

@@ -1,10 +1,12 @@
 """The tables on disk: after each run of a worker on one data directory, every table
 partition's database holds exactly its changelog's last value of each key and the
 changelog's last offset (a database is never ahead of its changelog, nor behind it at a
-clean stop), and the store is the uninterrupted reference."""
+clean stop), and the store is the uninterrupted reference. A new slot's warm-up, before
+its worker joins the group, leaves it the same."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from pathlib import Path
 from typing import Any
@@ -15,8 +17,11 @@ from faust.stores.rocksdb import Store
 from kafka import KafkaConsumer, TopicPartition
 from workers import assert_same, dump, finish, publish_all, scenario_settings, start_worker
 
+from streams.runtime.app import Streams
+from streams.runtime.warm import Warmed, warm_up
 from vizita.app.broker import LocalBroker
 from vizita.contract.settings import Settings
+from vizita.contract.targets import load_targets
 
 pytestmark = pytest.mark.timeout(900)
 OFFSET_KEY = Store.offset_key  # where faust's RocksDB store keeps its offset
@@ -37,6 +42,33 @@ def test_each_database_equals_its_changelog_after_each_run(
     tables = dump(tmp_path / "store", "disk")
     for table in ("visits", "indicator_values", "dead_letters"):
         assert_same(table, tables[table], reference[table])
+
+
+def test_a_new_slot_is_warmed_up_to_the_changelogs_before_joining(
+    kafka: LocalBroker, payloads: list[bytes], tmp_path: Path
+) -> None:
+    settings = scenario_settings(kafka, "warm", tmp_path)
+    publish_all(settings, payloads[: len(payloads) // 2])
+    finish(start_worker(settings, tmp_path / "store", "--exit-when-done"))
+    joining = settings.model_copy(update={"data_dir": tmp_path / "joining"})
+    first, again = asyncio.run(_warm_up_twice(joining))
+    assert first is not None
+    assert first.records > 0
+    assert _checked_databases(joining) == first.partitions == TABLES * settings.partitions
+    assert again is not None
+    assert (again.records, again.partitions) == (0, 0)
+
+
+async def _warm_up_twice(settings: Settings) -> tuple[Warmed | None, Warmed | None]:
+    """Two warm-ups of one new slot, outside the group; the second has nothing to read."""
+    assert settings.kafka_bootstrap is not None
+    streams = Streams(settings, load_targets(settings.targets_file))
+    warmed = []
+    for _ in range(2):
+        warmed.append(await warm_up(streams.tables, settings.kafka_bootstrap))
+        for table in streams.tables:
+            table.close_databases()
+    return warmed[0], warmed[1]
 
 
 def _checked_databases(settings: Settings) -> int:

@@ -30,7 +30,7 @@ def table(tmp_path: Path) -> Iterator[Any]:
         return databases[partition]
 
     table: Any = DurableTable.__new__(DurableTable)
-    table._unsent, table._sending = {}, {}
+    table._unsent, table._sending, table._recovered_into = {}, {}, set()
     table._data = SimpleNamespace(offset_key=OFFSET_KEY, _db_for_partition=database)
     table.name = "t"
     yield table
@@ -39,7 +39,7 @@ def table(tmp_path: Path) -> Iterator[Any]:
 
 
 def test_a_write_not_yet_sent_is_read_before_the_database(table: Any) -> None:
-    table._write(0, {b"k": b"old"}, last_offset=4)
+    table.apply_changelog(0, [(b"k", b"old")], last_offset=4)
     table.put(b"k", b"new", 0)
     assert table.read(b"k", 0) == b"new"
     assert table.read(b"k", 1) is None  # another partition's database
@@ -47,9 +47,27 @@ def test_a_write_not_yet_sent_is_read_before_the_database(table: Any) -> None:
 
 
 def test_a_database_holds_its_changelog_offset_and_lists_only_keys(table: Any) -> None:
-    table._write(2, {b"a": b"1", b"b": b"2"}, last_offset=41)
+    table.apply_changelog(2, [(b"a", b"1"), (b"b", b"2")], last_offset=41)
     assert table._database(2).get(OFFSET_KEY) == b"41"
     assert sorted(table.items_in([2])) == [(b"a", b"1"), (b"b", b"2")]
+    assert (table.stored_offset(2), table.stored_offset(3)) == (41, -1)
+
+
+def test_a_tombstone_from_the_changelog_deletes_its_key(table: Any) -> None:
+    table.apply_changelog(1, [(b"a", b"1"), (b"b", b"2")], last_offset=7)
+    table.apply_changelog(1, [(b"a", None)], last_offset=8)
+    assert dict(table.items_in([1])) == {b"b": b"2"}
+    assert table.stored_offset(1) == 8
+
+
+def test_the_partitions_faust_s_recovery_wrote_into_are_told_once(table: Any) -> None:
+    applied: list[Any] = []
+    table.data.apply_changelog_batch = lambda batch, **_: applied.extend(batch)
+    events = [SimpleNamespace(message=SimpleNamespace(partition=p)) for p in (3, 1, 3)]
+    table.apply_changelog_batch(iter(events))
+    assert applied == events  # all of them reach faust's store, the iterator read once
+    assert table.take_recovered() == {1, 3}
+    assert table.take_recovered() == set()
 
 
 def test_a_database_that_fails_is_the_table_s_error(table: Any) -> None:

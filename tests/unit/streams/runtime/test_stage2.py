@@ -1,9 +1,11 @@
 """When a stage-2 tick computes (streams.runtime.stage2.ScopeStage._due): at the head of
 its partition always, even with a few messages after it; further behind, only once the
-partition's last computation is old enough."""
+partition's last computation is old enough. After a recovery, only the partitions it
+wrote into are built again."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -42,3 +44,15 @@ def test_a_tick_before_the_partition_was_taken_on_never_computes() -> None:
     stage = _stage(highwater=101, next_compute=0.0)
     stage.owned[0].computes_from = 200
     assert not stage._due(_tick(100))
+
+
+def test_a_recovery_drops_only_the_scopes_of_partitions_it_wrote_into() -> None:
+    stage: Any = ScopeStage.__new__(ScopeStage)
+    stage.owned = {0: Partition(scopes=("a",)), 1: Partition(scopes=("b",))}
+    dropped: list[str] = []
+    stage.rollup = SimpleNamespace(drop=dropped.append)
+    recovered = [{1, 3}, set()]  # what each table's recovery wrote into (3: not owned)
+    stage.tables = [SimpleNamespace(take_recovered=lambda: recovered.pop(0)) for _ in range(2)]
+    asyncio.run(stage._recovered())
+    assert dropped == ["b"]
+    assert set(stage.owned) == {0}  # partition 1 is taken on again at the next batch
