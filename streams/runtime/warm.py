@@ -42,7 +42,7 @@ async def warm_up(tables: Sequence[DurableTable], bootstrap: str) -> Warmed | No
     started = time.monotonic()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-        max_poll_records=FETCH_RECORDS,
+        max_poll_records=FETCH_RECORDS, auto_offset_reset="earliest",
     )  # fmt: skip
     try:
         await consumer.start()
@@ -90,6 +90,7 @@ async def _read_assigned(
             records += len(batch)
             pairs = [(record.key, record.value) for record in batch]
             by_topic[tp.topic].apply_changelog(tp.partition, pairs, batch[-1].offset)
+        for tp in list(behind):
             if await consumer.position(tp) >= behind[tp]:
                 del behind[tp]
                 consumer.pause(tp)
