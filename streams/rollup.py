@@ -4,7 +4,8 @@ The source of truth is one entry per scope and visit (key, municipality, day,
 contribution), kept last-writer-wins by key in a changelog-backed table. Everything here
 is derived from those entries, for the scopes a worker owns: day buckets per scope (a
 municipality, or `ALL`), the days to recompute, and the rows last emitted. A scope a
-worker takes on is built from its entries, and its rows are computed once.
+worker takes on is built from its entries; it computes again the rows from the days its
+entries changed on since its last owner computed.
 """
 
 from __future__ import annotations
@@ -67,17 +68,25 @@ class Rollup:
         if scope == ALL_KOSOVO and self.follow_ups is not None:
             self.follow_ups.replace(visit_id, new)
 
-    def build(self, scope: str, entries: Iterable[tuple[str, VisitEntry]]) -> None:
-        """Take on `scope` from its entries (visit_id, entry); all of its rows will be
-        computed and sent."""
+    def build(
+        self, scope: str, entries: Iterable[tuple[str, VisitEntry]], since: date | None = date.min
+    ) -> None:
+        """Take on `scope` from its entries (visit_id, entry). Its rows from `since` on
+        will be computed and sent, none for None: the rows before it are in the store
+        as the scope's last owner computed them from the same entries."""
         self.drop(scope)
         self.buckets[scope] = defaultdict(DayBucket)
-        follow_ups = self.follow_ups = FollowUps() if scope == ALL_KOSOVO else self.follow_ups
+        countrywide = scope == ALL_KOSOVO
+        follow_ups = self.follow_ups = FollowUps() if countrywide else self.follow_ups
         for visit_id, entry in entries:
             self._shift(scope, entry, +1)
-            if scope == ALL_KOSOVO and follow_ups is not None:
+            if countrywide and follow_ups is not None:
                 follow_ups.replace(visit_id, entry)
-        self.mark_all(date.min, (scope,))
+        self.dirty.pop(scope, None)
+        if countrywide and follow_ups is not None:
+            follow_ups.dirty.clear()  # built just now, from these entries alone
+        if since is not None:
+            self.mark_all(since, (scope,))
 
     def drop(self, scope: str) -> None:
         """Give `scope` up (another worker owns it now)."""

@@ -110,6 +110,31 @@ class VizitaConsumer(faust_aiokafka.Consumer):
         committed: int | None = self._committed_offset.get(tp)
         return committed
 
+    def lost_heads(self) -> dict[TP, int]:
+        """The partitions whose next offset to commit no stage holds while later offsets
+        of theirs are acknowledged, each with that offset. A stage takes and acknowledges
+        a partition's messages in order, so the message there is not merely waiting: it
+        was lost between the fetch and the streams, and the commit would wait for it for
+        ever (seen once in some twenty runs: a worker that kept its partitions while
+        another joined, the first message after the seek never acknowledged). A
+        message-less offset (compaction) looks the same until the next commit closes it."""
+        held = {(message.tp, message.offset) for message in self._unacked_messages}
+        lost = {}
+        for tp, acked in self._acked.items():
+            head = self._committed_offset.get(tp)
+            if head is None or not acked or head in acked or max(acked) < head:
+                continue
+            if (tp, head) not in held:
+                lost[tp] = head
+        return lost
+
+    async def fetch_again(self, tp: TP, offset: int) -> None:
+        """Fetch a partition again from `offset`, unless a seek moves it meanwhile (it
+        is where it should be then); the stages are idempotent, so what follows is only
+        processed again."""
+        epoch = self._epoch_table().get(tp, 0)
+        await self._thread.call_thread(self._seek_in_thread, {tp: offset}, epoch)
+
     def _is_current(self, message: Message) -> bool:
         app = self.app
         generation = cast(int | None, getattr(message, "generation_id", None))

@@ -4,11 +4,13 @@
     visit-contributions ── scope-entries (LWW by key) ── rollup ──▶ indicators
       (entries, days seen) └── ticks (clock) ──────── alert-state ──▶ alerts
 
-Per partition it keeps, durably: every entry sent to its scopes, the range of days
-seen, each alert's state and the offset it has computed up to. The rollup is derived
-from the entries, for the scopes this worker owns, and built when it takes a partition
-on. Rows and alerts are sent, and acknowledged by Kafka, before the tables record
-that they were (`streams.runtime.durable`).
+Per partition it keeps, durably: every entry sent to its scopes (with the offset that
+brought it and the first day it changed), the range of days seen, each alert's state,
+the offset it has computed up to and the days it computed. The rollup is derived from
+the entries, for the scopes this worker owns, and built when it takes a partition on;
+it then computes the rows of the days changed since the partition's last computation.
+Rows and alerts are sent, and acknowledged by Kafka, before the tables record that they
+were (`streams.runtime.durable`).
 """
 
 from __future__ import annotations
@@ -34,12 +36,14 @@ from vizita.contract.days import LOCAL_TZ
 from vizita.contract.indicators import ALERT_WINDOW, COUNTRYWIDE_INDICATORS, INDICATORS
 from vizita.contract.messages import (
     Alert,
+    Computed,
     DaysSeen,
     DecodeError,
     IndicatorValue,
     IndicatorValues,
     ScopeEntries,
     StageTwoMessage,
+    StoredEntry,
     Tick,
     VisitEntry,
     decode,
@@ -68,6 +72,10 @@ HEAD_BACKLOG = 64
 
 def progress_key(partition: int) -> bytes:
     return f"settled/{partition}".encode()
+
+
+def _computed_key(partition: int) -> bytes:
+    return f"computed/{partition}".encode()
 
 
 def _days_key(partition: int) -> bytes:
@@ -145,7 +153,7 @@ class ScopeStage:
         try:
             decoded = decode(message.value or b"", StageTwoMessage)
             if isinstance(decoded, ScopeEntries):
-                self._entries(message.partition, decoded)
+                self._entries(message.partition, message.offset, decoded)
             elif isinstance(decoded, DaysSeen):
                 self._widen(message.partition, decoded)
             elif self._due(message):
@@ -153,17 +161,20 @@ class ScopeStage:
         except (DecodeError, ValueError) as exc:
             work.sends.append(self._dead_letter(message, exc))
 
-    def _entries(self, partition: int, message: ScopeEntries) -> None:
+    def _entries(self, partition: int, offset: int, message: ScopeEntries) -> None:
         scope = message.scope
         if scope_partition(scope, self.partitions) != partition:
             raise ValueError(f"entries of {scope} on partition {partition}")
         owned = partition in self.owned
+        settled = self._settled(partition)
         for visit_id, entry in message.entries:
             key = _entry_key(scope, visit_id)
             stored = self.entries.read(key, partition)
-            old = decode(stored, VisitEntry) if stored else None
+            was = decode(stored, StoredEntry) if stored else None
+            old = None if was is None else was.entry
             if supersedes(entry, old):
-                self.entries.put(key, encode(entry), partition)
+                kept = StoredEntry(entry, offset, _changed_from(entry, was, settled))
+                self.entries.put(key, encode(kept), partition)
                 if owned:
                     self.rollup.replace(scope, visit_id, old, entry)
 
@@ -217,16 +228,19 @@ class ScopeStage:
         for partition in set(self.owned) - assigned:
             for scope in self.owned.pop(partition).scopes:
                 self.rollup.drop(scope)
+        started = time.monotonic()
         taken = {p: _scopes_of(p, self.partitions) for p in assigned - set(self.owned)}
-        for scope, entries in self._entries_of(taken):
-            self.rollup.build(scope, entries)
+        since = self._build(taken)
         ends = await self._ends(set(taken))
         for partition, scopes in taken.items():
-            self.owned[partition] = Partition(scopes, computes_from=ends[partition])
+            computed = self._computed(partition)
+            self.owned[partition] = Partition(scopes, ends[partition], computed)
         if taken:
             log.info(
-                "stage2.took_on", partitions=sorted(taken), scopes=sum(map(len, taken.values()))
-            )
+                "stage2.took_on", partitions=sorted(taken), scopes=sum(map(len, taken.values())),
+                since={p: str(day) for p, day in since.items()},
+                seconds=round(time.monotonic() - started, 3),
+            )  # fmt: skip
         self._count_active_alerts()
         return [self._send_alert(alert) for alert in self._last_alerts(set(taken))]
 
@@ -268,17 +282,37 @@ class ScopeStage:
         topic = self.topics.contributions.get_topic_name()
         return {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic}
 
-    def _entries_of(
-        self, taken: dict[int, tuple[str, ...]]
-    ) -> Iterator[tuple[str, list[tuple[str, VisitEntry]]]]:
-        found: dict[str, list[tuple[str, VisitEntry]]] = {
-            scope: [] for scopes in taken.values() for scope in scopes
-        }
+    def _build(self, taken: dict[int, tuple[str, ...]]) -> dict[int, date | None]:
+        """Build the scopes of the partitions taken on from their entries; per partition,
+        the earliest day an entry changed on after its last computation (its settled
+        offset), None when none did. The rows before that day are in the store as the
+        last owner computed them, from the same entries."""
+        home = {scope: partition for partition, scopes in taken.items() for scope in scopes}
+        settled = {partition: self._settled(partition) for partition in taken}
+        since: dict[int, date | None] = dict.fromkeys(taken)
+        found: dict[str, list[tuple[str, VisitEntry]]] = {scope: [] for scope in home}
         for key, value in self.entries.items_in(taken):
             scope, visit_id = key.decode().split("|", 1)
             if scope in found and value:
-                found[scope].append((visit_id, decode(value, VisitEntry)))
-        yield from found.items()
+                stored: StoredEntry = decode(value, StoredEntry)
+                found[scope].append((visit_id, stored.entry))
+                partition = home[scope]
+                if stored.offset >= settled[partition]:
+                    since[partition] = _earliest(since[partition], stored.changed_from)
+        for scope, entries in found.items():
+            self.rollup.build(scope, entries, since[home[scope]])
+        return since
+
+    def _settled(self, partition: int) -> int:
+        stored = self.progress.read(progress_key(partition), partition)
+        return int(stored) if stored else 0
+
+    def _computed(self, partition: int) -> tuple[date, date] | None:
+        stored = self.progress.read(_computed_key(partition), partition)
+        if not stored:
+            return None
+        computed: Computed = decode(stored, Computed)
+        return computed.first, computed.clock
 
     # --- computing ---------------------------------------------------------------------------
 
@@ -293,6 +327,7 @@ class ScopeStage:
                 since = first if earlier or owned.computed is None else owned.computed[1]
                 self.rollup.mark_all(since, owned.scopes)
                 owned.computed = span
+                self.progress.put(_computed_key(partition), encode(Computed(*span)), partition)
             await self._emit(owned, first, clock, offset)
         self.progress.put(progress_key(partition), str(offset + 1).encode(), partition)
         self.stats.settled[partition] = offset + 1
@@ -388,6 +423,21 @@ class ScopeStage:
     def _record(self, alert: Alert, partition: int) -> None:
         key = f"{alert.municipality}|{alert.indicator}".encode()
         self.alert_states.put(key, encode(alert), partition)
+
+
+def _changed_from(entry: VisitEntry, was: StoredEntry | None, settled: int) -> date | None:
+    """The earliest day whose rows `entry` changes: its own, the one it moves from, and
+    the days its predecessor changed if no computation has covered them yet."""
+    if was is None:
+        return entry.day
+    if was.offset < settled:
+        return _earliest(entry.day, was.entry.day)
+    return _earliest(entry.day, was.entry.day, was.changed_from)
+
+
+def _earliest(*days: date | None) -> date | None:
+    known = [day for day in days if day is not None]
+    return min(known) if known else None
 
 
 def _scopes_of(partition: int, partitions: int) -> tuple[str, ...]:

@@ -41,11 +41,14 @@ async def watch_for_stalls(
     """Until a stall: `agents` maps each source topic's name to the agent reading it."""
     watch = StallWatch(limit)
     loop = asyncio.get_running_loop()
+    lost: dict[Any, int] = {}
     while True:
         await asyncio.sleep(min(READ_EVERY_SECONDS, limit / 4))
         if not ready():
             watch.reset()
+            lost = {}
             continue
+        lost = await fetch_lost_heads_again(app.consumer, lost)
         stalls = watch.observe(loop.time(), readings(app.consumer, agents))
         if stalls:
             described = [stall.describe() for stall in stalls]
@@ -56,6 +59,20 @@ async def watch_for_stalls(
             agent = agents[stalls[0].partition.rpartition("/")[0]]
             health.fail(agent, StreamStalled("; ".join(described)))
             return
+
+
+async def fetch_lost_heads_again(consumer: Any, seen: Mapping[Any, int]) -> dict[Any, int]:
+    """Fetch again each partition whose next offset to commit was lost on the way to
+    the stages (`VizitaConsumer.lost_heads`) on this reading and on the one before (a
+    commit ran between them, which would have closed an offset with no message); the
+    lost heads to look at again on the next reading."""
+    find = getattr(consumer, "lost_heads", None)
+    lost: dict[Any, int] = find() if callable(find) else {}
+    for tp, offset in lost.items():
+        if seen.get(tp) == offset:
+            log.warning("consumer.lost_head", partition=partition_label(tp), offset=offset)
+            await consumer.fetch_again(tp, offset)
+    return {tp: offset for tp, offset in lost.items() if seen.get(tp) != offset}
 
 
 def readings(consumer: Any, agents: Mapping[str, str]) -> dict[str, Reading]:

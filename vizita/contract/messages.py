@@ -175,6 +175,29 @@ class Tick(msgspec.Struct, frozen=True, array_like=True, tag="tick"):
 
 StageTwoMessage = ScopeEntries | DaysSeen | Tick
 
+
+# --- what stage 2's tables keep ----------------------------------------------------------------
+
+
+class StoredEntry(msgspec.Struct, frozen=True, array_like=True):
+    """A visit's entry as stage 2's table keeps it, with the offset of the message that
+    brought it and the earliest day it changed (its day, or the day of the entry it
+    replaced): a worker that takes the partition on computes again only the rows from
+    the days its entries changed after the partition's last computation."""
+
+    entry: VisitEntry
+    offset: int
+    changed_from: date | None
+
+
+class Computed(msgspec.Struct, frozen=True, array_like=True):
+    """The days a stage-2 partition last computed rows for: the first day seen, and the
+    clock day."""
+
+    first: date
+    clock: date
+
+
 # --- indicators and alerts ---------------------------------------------------------------------
 
 

@@ -277,6 +277,54 @@ def test_marked_all_then_applied_in_any_order_sends_what_a_rebuild_sends(seed: i
     assert sent == drain(rebuilt)
 
 
+# --- a scope taken on from its entries ----------------------------------------------------------
+
+
+def _earliest(since: date | None, *entries: VisitEntry | None) -> date | None:
+    days = [e.day for e in entries if e is not None and e.day is not None]
+    days += [since] if since is not None else []
+    return min(days) if days else None
+
+
+@settings(max_examples=20, deadline=None, database=None)
+@given(case=histories(), cut=st.integers(0, 40))
+def test_a_scope_taken_on_from_the_day_its_entries_changed_completes_the_store(
+    case: tuple[dict[str, list[VisitEntry]], list[tuple[str, int]]], cut: int
+) -> None:
+    """One owner computes after the arrivals before `cut`; the next builds every scope
+    from the final entries and computes only from the earliest day an entry changed on
+    after that (as stage 2 does on taking a partition on). The rows last sent for each
+    key are then what a full rebuild sends, and the next owner sent none before that day."""
+    visits, arrivals = case
+    cut = min(cut, len(arrivals))
+    stored: dict[str, VisitEntry] = {}
+    since: date | None = None
+    for step, (visit_id, index) in enumerate(arrivals):
+        if step == cut:
+            last_owner = country()
+            rebuild(last_owner, stored)
+            store = drain(last_owner)
+        new, old = visits[visit_id][index], stored.get(visit_id)
+        if supersedes(new, old):
+            stored[visit_id] = new
+            if step >= cut:
+                since = _earliest(since, old, new)
+    if cut == len(arrivals):
+        last_owner = country()
+        rebuild(last_owner, stored)
+        store = drain(last_owner)
+
+    taken = Rollup()
+    for scope in SCOPES:
+        taken.build(scope, list(stored.items()), since)
+    sent = drain(taken)
+    assert all(as_of >= since for *_, as_of in sent) if since else sent == {}
+    store.update(sent)
+    rebuilt = country()
+    rebuild(rebuilt, stored)
+    assert store == drain(rebuilt)
+
+
 # --- changed_values sends what changed, once ----------------------------------------------------
 
 

@@ -340,3 +340,40 @@ def test_a_revoked_partition_s_messages_in_flight_are_not_handed_over() -> None:
         (1, 20),
     ]
     assert consumer._sought_back == {}
+
+
+@dataclass(frozen=True)
+class _Held:
+    tp: TP
+    offset: int
+
+
+def _acknowledged(acked: dict[TP, list[int]], held: set[_Held]) -> Any:
+    consumer = _consumer(_nothing)
+    consumer._committed_offset = {STREAM_A: 10, STREAM_B: 20}
+    consumer._acked, consumer._unacked_messages = acked, held
+    return consumer
+
+
+def test_a_head_no_stage_holds_behind_acknowledged_offsets_is_lost() -> None:
+    consumer = _acknowledged({STREAM_A: [11, 12], STREAM_B: [20, 21]}, set())
+    assert consumer.lost_heads() == {STREAM_A: 10}
+
+
+def test_a_head_a_stage_holds_is_not_lost() -> None:
+    consumer = _acknowledged({STREAM_A: [11, 12]}, {_Held(STREAM_A, 10)})
+    assert consumer.lost_heads() == {}
+
+
+def test_a_head_with_nothing_acknowledged_past_it_is_not_lost() -> None:
+    # After a commit faust keeps the last offset it committed in the list.
+    consumer = _acknowledged({STREAM_A: [9], STREAM_B: []}, set())
+    assert consumer.lost_heads() == {}
+
+
+def test_a_lost_head_is_fetched_again_from_its_offset() -> None:
+    consumer = _acknowledged({STREAM_A: [11]}, set())
+    asyncio.run(consumer.fetch_again(STREAM_A, 10))
+    assert consumer.sought == [(STREAM_A, 10)]
+    assert consumer._read_offset[STREAM_A] == 10
+    assert consumer._epochs == {STREAM_A: 1}

@@ -150,3 +150,51 @@ def test_a_stall_stops_the_stream_even_when_the_clients_cannot_be_described(
     assert (where, type(why)) == ("revisions", StreamStalled)
     assert logged[0]["fetch"] == {"not_read": "ZeroDivisionError('division by zero')"}
     assert logged[0]["producer"]["not_read"].startswith("AttributeError(")
+
+
+@dataclass
+class LosingConsumer:
+    """A consumer whose head of `v.visits/0` is lost on every reading until fetched
+    again."""
+
+    lost: dict[TP, int]
+    fetched_again: list[tuple[TP, int]] = field(default_factory=list)
+
+    def lost_heads(self) -> dict[TP, int]:
+        return dict(self.lost)
+
+    async def fetch_again(self, tp: TP, offset: int) -> None:
+        self.fetched_again.append((tp, offset))
+
+
+def test_a_head_lost_on_two_readings_in_a_row_is_fetched_again() -> None:
+    head = TP("v.visits", 0)
+    consumer = LosingConsumer({head: 437})
+
+    async def readings_in_a_row() -> list[dict[TP, int]]:
+        seen: dict[TP, int] = {}
+        kept = []
+        for _ in range(3):
+            seen = await watch.fetch_lost_heads_again(consumer, seen)
+            kept.append(seen)
+        return kept
+
+    # Seen once, fetched again on the second reading, then it counts from the start.
+    assert asyncio.run(readings_in_a_row()) == [{head: 437}, {}, {head: 437}]
+    assert consumer.fetched_again == [(head, 437)]
+
+
+def test_a_head_that_moved_between_readings_is_not_fetched_again() -> None:
+    head = TP("v.visits", 0)
+    consumer = LosingConsumer({head: 437})
+
+    async def moved() -> dict[TP, int]:
+        return await watch.fetch_lost_heads_again(consumer, {head: 436})
+
+    assert asyncio.run(moved()) == {head: 437}
+    assert consumer.fetched_again == []
+
+
+def test_a_consumer_that_keeps_no_account_of_its_heads_fetches_nothing_again() -> None:
+    consumer = FakeConsumer(ends={TP("v.visits", 0): 50})
+    assert asyncio.run(watch.fetch_lost_heads_again(consumer, {TP("v.visits", 0): 1})) == {}
